@@ -1,0 +1,418 @@
+"""The one environment class behind every MemPO-Gym task.
+
+An episode shows a task (one or several questions), then alternates agent turns and
+environment answers until the agent answers, runs out of turns or of context budget.
+Tasks differ only in the :class:`~mempo_gym.records.Task` records and the
+:class:`~mempo_gym.core.tools.SearchTool` they are given; memory methods differ only in
+the :class:`~mempo_gym.core.context.ContextManager`.
+
+Two action modes with identical semantics and accounting:
+
+* ``action_mode="token"`` — the action is one token id (``Discrete(len(tokenizer))``);
+  the observation holds the context ids padded to ``context_budget``.
+* ``action_mode="text"`` — the action is one whole turn as a string (the fast path for
+  LLM agents); it is tokenized and fed through exactly the same per-token turn logic.
+
+A turn ends at the first ``</search>`` or ``</answer>``, at EOS, at ``max_turn_tokens``
+or when the context reaches ``context_budget``. See :mod:`mempo_gym.core.protocol` for how
+a turn is judged and :mod:`mempo_gym.core.meter` for how tokens are counted.
+
+Episode ends:
+
+* an answer: ``terminated=True``, reward = the task score (``reward="f1"`` default,
+  ``"em"``, or ``"f1_format"`` = F1 minus ``format_penalty`` if any turn was malformed);
+* ``max_turns`` turns without an answer, or a context that no longer fits in
+  ``context_budget`` (the next context, or context plus generation, reaching the budget):
+  ``truncated=True`` with reward ``truncation_reward`` (default 0.0: an unanswered task
+  scores zero) and ``info["truncated_reason"]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from mempo_gym.core.context import ContextManager, SelfMemory, TurnRecord
+from mempo_gym.core.meter import TokenMeter
+from mempo_gym.core.protocol import STOP_STRINGS, ParsedTurn, find_stop, parse_turn
+from mempo_gym.core.spaces import UnicodeText
+from mempo_gym.core.tools import SearchTool
+from mempo_gym.metrics import score_answer
+from mempo_gym.prompts import MEMPO_INSTRUCTIONS, PROMPTS_VERSION, render_prompt
+from mempo_gym.records import Task
+from mempo_gym.tokenizer import load_tokenizer, tokenizer_name
+
+logger = logging.getLogger(__name__)
+
+REWARDS = ("f1", "em", "f1_format")
+ACTION_MODES = ("text", "token")
+MALFORMED_FEEDBACK = (
+    "Your previous turn was malformed: {reason}. End every turn with "
+    "<search> query </search> or <answer> answer </answer>."
+)
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_TAIL_TOKENS = 16  # a stop string (9 ASCII chars) always fits in the last 16 tokens
+
+
+class MemoryEnv(gym.Env):
+    """Multi-turn search-and-answer environment with pluggable context management.
+
+    Args:
+        tasks: the tasks to draw episodes from (``reset`` picks one with ``np_random``,
+            or ``options={"task_index": i}`` / ``{"task_id": id}``).
+        search_tool: answers ``<search>`` queries.
+        tokenizer: any transformers tokenizer, a saved-tokenizer folder, or ``None`` for
+            the default SmolLM2 tokenizer.
+        memory: the :class:`ContextManager` (default :class:`SelfMemory`).
+        action_mode: ``"text"`` or ``"token"``.
+        context_budget: the largest context (input + generated tokens of one call).
+        max_turns: turns allowed before truncation.
+        max_turn_tokens: tokens one turn may generate.
+        reward: ``"f1"``, ``"em"`` or ``"f1_format"``.
+        format_penalty: subtracted by ``"f1_format"`` when any turn was malformed.
+        truncation_reward: reward of a truncated episode.
+        instructions: text shown above the question(s) (see :mod:`mempo_gym.prompts`).
+        env_config: extra JSON-serialisable settings recorded by :meth:`describe`.
+    """
+
+    metadata = {"render_modes": ["ansi", "human"]}
+
+    def __init__(
+        self,
+        tasks: Sequence[Task],
+        search_tool: SearchTool,
+        *,
+        tokenizer: Any = None,
+        memory: ContextManager | None = None,
+        action_mode: str = "text",
+        context_budget: int = 4096,
+        max_turns: int = 8,
+        max_turn_tokens: int = 512,
+        reward: str = "f1",
+        format_penalty: float = 0.5,
+        truncation_reward: float = 0.0,
+        instructions: str = MEMPO_INSTRUCTIONS,
+        render_mode: str | None = None,
+        env_config: dict[str, Any] | None = None,
+    ) -> None:
+        if not tasks:
+            raise ValueError("MemoryEnv needs at least one task")
+        if action_mode not in ACTION_MODES:
+            raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {action_mode!r}")
+        if reward not in REWARDS:
+            raise ValueError(f"reward must be one of {REWARDS}, got {reward!r}")
+        if context_budget < 2 or max_turns < 1 or max_turn_tokens < 1:
+            raise ValueError("context_budget >= 2, max_turns >= 1 and max_turn_tokens >= 1 are required")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+        if not isinstance(search_tool, SearchTool):
+            raise TypeError("search_tool must have search(query) -> str and describe() methods")
+        memory = memory if memory is not None else SelfMemory()
+        if not isinstance(memory, ContextManager):
+            raise TypeError("memory must implement the ContextManager protocol (name, reset, build, describe)")
+
+        self.tasks = list(tasks)
+        self._task_index = {t.id: i for i, t in enumerate(self.tasks)}
+        self.search_tool = search_tool
+        self.tokenizer = load_tokenizer(tokenizer)
+        self.memory = memory
+        self.action_mode = action_mode
+        self.context_budget = int(context_budget)
+        self.max_turns = int(max_turns)
+        self.max_turn_tokens = int(max_turn_tokens)
+        self.reward_name = reward
+        self.format_penalty = float(format_penalty)
+        self.truncation_reward = float(truncation_reward)
+        self.instructions = instructions
+        self.render_mode = render_mode
+        self.env_config = dict(env_config or {})
+
+        self.vocab_size = len(self.tokenizer)
+        self.eos_token_id: int | None = self.tokenizer.eos_token_id
+        pad = self.tokenizer.pad_token_id
+        self.pad_token_id = int(pad if pad is not None else (self.eos_token_id or 0))
+        self._may_close_cache: dict[int, bool] = {}
+
+        budget_box = spaces.Box(0, self.context_budget, shape=(1,), dtype=np.int64)
+        counters = {
+            "length": budget_box,
+            "budget_remaining": budget_box,
+            "tokens_used": spaces.Box(0, self.max_turns * self.context_budget, shape=(1,), dtype=np.int64),
+            "turn": spaces.Discrete(self.max_turns + 1),
+        }
+        if action_mode == "token":
+            self.action_space = spaces.Discrete(self.vocab_size)
+            self.observation_space = spaces.Dict(
+                {"tokens": spaces.Box(0, self.vocab_size - 1, shape=(self.context_budget,), dtype=np.int64), **counters}
+            )
+        else:
+            self.action_space = UnicodeText(max_length=2**24)
+            self.observation_space = spaces.Dict(
+                {"context": UnicodeText(max_length=2**31 - 1), **counters}
+            )
+
+        self._task: Task | None = None
+        self.meter = TokenMeter()
+        self._turns: list[TurnRecord] = []
+        self._transcript: list[dict[str, Any]] = []
+        self._prompt = ""
+        self._context = ""
+        self._context_ids: list[int] = []
+        self._turn_ids: list[int] = []
+        self._done = True
+        self._malformed = 0
+        self._searches = 0
+        self._search_errors = 0
+        self._started = 0.0
+
+    # ------------------------------------------------------------------ episode API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        super().reset(seed=seed)
+        options = options or {}
+        if "task_id" in options:
+            if options["task_id"] not in self._task_index:
+                raise KeyError(f"unknown task_id {options['task_id']!r}")
+            index = self._task_index[options["task_id"]]
+        elif "task_index" in options:
+            index = int(options["task_index"])
+            if not 0 <= index < len(self.tasks):
+                raise IndexError(f"task_index {index} out of range 0..{len(self.tasks) - 1}")
+        else:
+            index = int(self.np_random.integers(len(self.tasks)))
+        self._task = self.tasks[index]
+        self.memory.reset()
+        self.meter.reset()
+        self._turns, self._transcript, self._turn_ids = [], [], []
+        self._malformed = self._searches = self._search_errors = 0
+        self._done = False
+        self._started = time.perf_counter()
+        self._prompt = render_prompt(self.instructions, [q.text for q in self._task.questions])
+        self._set_context(self.memory.build(self._prompt, self._turns))
+        info = self._step_info()
+        if len(self._context_ids) + 1 > self.context_budget:
+            raise ValueError(
+                f"The prompt of task {self._task.id!r} is {len(self._context_ids)} tokens, which leaves no room "
+                f"in context_budget={self.context_budget}; raise context_budget."
+            )
+        return self._observation(), info
+
+    def step(self, action: Any) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        if self._done or self._task is None:
+            raise RuntimeError("step() called on a finished episode; call reset() first")
+        end: str | None = None
+        if self.action_mode == "token":
+            token = int(action)
+            if not 0 <= token < self.vocab_size:
+                raise ValueError(f"token id {action!r} is outside the action space Discrete({self.vocab_size})")
+            end = self._push_token(token)
+        else:
+            if not isinstance(action, str):
+                raise TypeError(f"action_mode='text' takes a str (one whole turn), got {type(action).__name__}")
+            for token in self._encode_turn_text(action):
+                end = self._push_token(token)
+                if end:
+                    break
+            end = end or "end_of_text"
+        if end is None:
+            return self._observation(), 0.0, False, False, self._step_info()
+        return self._finish_turn(end)
+
+    # ------------------------------------------------------------------ turn logic
+    def _encode_turn_text(self, text: str) -> list[int]:
+        """Token ids of a text action; text far past a stop string is never tokenized.
+
+        Lone surrogates (not encodable as UTF-8) become U+FFFD before tokenizing.
+        """
+        text = _SURROGATES.sub("\ufffd", text)
+        stop = find_stop(text)
+        if stop >= 0:
+            text = text[: stop + 32]  # slack keeps any token that merges across the stop
+        else:
+            text = text[: self.max_turn_tokens * 64]
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def _may_close(self, token: int) -> bool:
+        hit = self._may_close_cache.get(token)
+        if hit is None:
+            hit = ">" in self.tokenizer.decode([token])
+            self._may_close_cache[token] = hit
+        return hit
+
+    def _push_token(self, token: int) -> str | None:
+        """Append one generated token; return why the turn ended, or ``None``."""
+        self._turn_ids.append(token)
+        if self.eos_token_id is not None and token == self.eos_token_id:
+            return "eos"
+        if self._may_close(token):
+            tail = self.tokenizer.decode(self._turn_ids[-_TAIL_TOKENS:])
+            if any(s in tail for s in STOP_STRINGS):
+                return "stop"
+        if len(self._turn_ids) >= self.max_turn_tokens:
+            return "max_turn_tokens"
+        if len(self._context_ids) + len(self._turn_ids) >= self.context_budget:
+            return "context_budget"
+        return None
+
+    def _finish_turn(self, end: str) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        assert self._task is not None
+        output = self.tokenizer.decode(self._turn_ids, skip_special_tokens=True)
+        parsed: ParsedTurn = parse_turn(output)
+        self.meter.record(len(self._context_ids), len(self._turn_ids))
+        information: str | None = None
+        if parsed.action == "search":
+            information = self._search(parsed.query or "")
+        elif parsed.action == "none":
+            self._malformed += 1
+            information = MALFORMED_FEEDBACK.format(reason=parsed.malformed)
+        self._turns.append(TurnRecord(index=len(self._turns), parsed=parsed, information=information))
+        self._transcript.append(
+            {
+                "turn": len(self._turns) - 1,
+                "context": self._context,
+                "output": output,
+                "input_tokens": len(self._context_ids),
+                "output_tokens": len(self._turn_ids),
+                "end": end,
+                "action": parsed.action,
+                "malformed": parsed.malformed,
+                "information": information,
+            }
+        )
+        self._turn_ids = []
+
+        if parsed.action == "answer":
+            return self._end_episode(parsed.answer or "", terminated=True, reason=None)
+        if end == "context_budget":
+            return self._end_episode(None, terminated=False, reason="context_budget")
+        if len(self._turns) >= self.max_turns:
+            return self._end_episode(None, terminated=False, reason="max_turns")
+        self._set_context(self.memory.build(self._prompt, self._turns))
+        if len(self._context_ids) + 1 > self.context_budget:
+            return self._end_episode(None, terminated=False, reason="context_budget")
+        return self._observation(), 0.0, False, False, self._step_info()
+
+    def _search(self, query: str) -> str:
+        self._searches += 1
+        try:
+            return self.search_tool.search(query)
+        except Exception as exc:  # a failing tool must not end a long benchmark run
+            self._search_errors += 1
+            logger.warning("search tool raised %s: %s", type(exc).__name__, exc)
+            return f"Search failed: {type(exc).__name__}: {exc}"
+
+    def _end_episode(self, prediction: str | None, *, terminated: bool, reason: str | None) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        assert self._task is not None
+        self._done = True
+        score = score_answer(prediction or "", self._task.golds)
+        if not terminated:
+            reward = self.truncation_reward
+        elif self.reward_name == "em":
+            reward = float(score.em)
+        elif self.reward_name == "f1_format":
+            reward = float(score.f1) - (self.format_penalty if self._malformed else 0.0)
+        else:
+            reward = float(score.f1)
+        metrics = {
+            **score.to_dict(),
+            "prediction": prediction,
+            "golds": [list(g) for g in self._task.golds],
+            "reward": reward,
+            "answered": prediction is not None,
+            **self.meter.summary(),
+            "turns": len(self._turns),
+            "searches": self._searches,
+            "search_errors": self._search_errors,
+            "malformed_turns": self._malformed,
+            "truncated_reason": reason,
+            "wall_time_s": time.perf_counter() - self._started,
+        }
+        info = self._step_info()
+        info["metrics"] = metrics
+        info["transcript"] = list(self._transcript)
+        if reason:
+            info["truncated_reason"] = reason
+        return self._observation(), reward, terminated, not terminated, info
+
+    # ------------------------------------------------------------------ observations
+    def _set_context(self, text: str) -> None:
+        self._context = text
+        self._context_ids = list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def _observation(self) -> dict[str, Any]:
+        length = min(len(self._context_ids) + len(self._turn_ids), self.context_budget)
+        counters = {
+            "length": np.array([length], dtype=np.int64),
+            "budget_remaining": np.array([self.context_budget - length], dtype=np.int64),
+            "tokens_used": np.array([min(self.meter.total, self.max_turns * self.context_budget)], dtype=np.int64),
+            "turn": len(self._turns) if len(self._turns) <= self.max_turns else self.max_turns,
+        }
+        if self.action_mode == "token":
+            ids = np.full(self.context_budget, self.pad_token_id, dtype=np.int64)
+            seq = (self._context_ids + self._turn_ids)[: self.context_budget]
+            ids[: len(seq)] = seq
+            return {"tokens": ids, **counters}
+        return {"context": self._context, **counters}
+
+    def _step_info(self) -> dict[str, Any]:
+        assert self._task is not None
+        return {
+            "context": self._context,
+            "task_id": self._task.id,
+            "num_objectives": self._task.num_objectives,
+            "turn": len(self._turns),
+            "tokens_used": self.meter.total,
+            "malformed_turns": self._malformed,
+            "searches": self._searches,
+        }
+
+    # ------------------------------------------------------------------ introspection
+    @property
+    def task(self) -> Task | None:
+        """The current episode's task."""
+        return self._task
+
+    @property
+    def turns(self) -> list[TurnRecord]:
+        """The finished turns of the current episode."""
+        return list(self._turns)
+
+    @property
+    def context(self) -> str:
+        """The context the next model call sees (without the current partial turn)."""
+        return self._context
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` with the environment's tokenizer."""
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-serialisable settings of this environment, recorded in run configs."""
+        return {
+            "memory": self.memory.describe(),
+            "action_mode": self.action_mode,
+            "context_budget": self.context_budget,
+            "max_turns": self.max_turns,
+            "max_turn_tokens": self.max_turn_tokens,
+            "reward": self.reward_name,
+            "format_penalty": self.format_penalty,
+            "truncation_reward": self.truncation_reward,
+            "instructions": self.instructions,
+            "prompts_version": PROMPTS_VERSION,
+            "tokenizer": tokenizer_name(self.tokenizer),
+            "search_tool": dict(self.search_tool.describe()),
+            "num_tasks": len(self.tasks),
+            **self.env_config,
+        }
+
+    def render(self) -> str | None:
+        text = self._context + (self.tokenizer.decode(self._turn_ids) if self._turn_ids else "")
+        if self.render_mode == "human":
+            print(text)
+            return None
+        return text

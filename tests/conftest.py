@@ -1,0 +1,42 @@
+"""Shared test set-up: caches in a known place, nothing fetched from any hub."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from mempo_gym.paths import cache_root  # noqa: E402
+
+os.environ.setdefault("HF_HOME", str(cache_root() / "hf"))
+
+
+def shared_data_dir() -> Path | None:
+    """The real data samples (``MEMPO_GYM_DATA``, or ../shared/data beside the checkout)."""
+    env = os.environ.get("MEMPO_GYM_DATA")
+    candidates = [Path(env)] if env else []
+    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "data")
+    for path in candidates:
+        if path.is_dir() and (path / "README.md").is_file():
+            return path
+    return None
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    path = shared_data_dir()
+    if path is None:
+        pytest.skip("real data samples not found: set MEMPO_GYM_DATA to the shared data folder")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    from mempo_gym.tokenizer import load_tokenizer
+
+    return load_tokenizer()
