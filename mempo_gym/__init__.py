@@ -25,9 +25,13 @@ from mempo_gym.core.protocol import ParsedTurn, parse_turn  # noqa: E402
 from mempo_gym.core.tools import SearchTool  # noqa: E402
 from mempo_gym.records import Document, Question, Task  # noqa: E402
 from mempo_gym.version import __version__  # noqa: E402
+from mempo_gym.envs.registration import register_envs, registered_ids  # noqa: E402
+
+register_envs()
 
 __all__ = [
     "Agent", "ContextManager", "Document", "ExternalMemory", "FullContext", "MemoryEnv",
     "ParsedTurn", "Question", "SearchTool", "SelfMemory", "SlidingWindow", "Task",
     "TokenMeter", "TurnRecord", "__version__", "make_agent", "parse_turn", "registered_agents",
+    "register_envs", "registered_ids",
 ]

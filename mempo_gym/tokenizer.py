@@ -42,17 +42,62 @@ def smollm2_gguf_path() -> Path:
     return path
 
 
-@lru_cache(maxsize=1)
-def _load_smollm2_tokenizer() -> Any:
-    """Load (converting once, then from cache) the default tokenizer; one shared instance per process."""
+class FastTokenizer:
+    """The part of the transformers tokenizer API the environment uses, over a saved
+    ``tokenizer.json`` read with the ``tokenizers`` library (no transformers/torch import,
+    so ``gym.make`` stays fast). :meth:`to_transformers` gives the full tokenizer for
+    model code; both produce identical ids.
+    """
+
+    def __init__(self, folder: str | os.PathLike[str], name: str) -> None:
+        import json
+
+        from tokenizers import Tokenizer
+
+        self.folder = Path(folder)
+        self.name_or_path = name
+        self._tok = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+        config = json.loads((self.folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+        self.eos_token: str | None = config.get("eos_token")
+        self.pad_token: str | None = config.get("pad_token")
+        self.eos_token_id = self._tok.token_to_id(self.eos_token) if self.eos_token else None
+        self.pad_token_id = self._tok.token_to_id(self.pad_token) if self.pad_token else None
+        self.is_fast = True
+
+    def __len__(self) -> int:
+        return self._tok.get_vocab_size(with_added_tokens=True)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self)
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return self._tok.encode(text, add_special_tokens=add_special_tokens).ids
+
+    def decode(self, ids: Any, skip_special_tokens: bool = False) -> str:
+        return self._tok.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
+
+    def convert_ids_to_tokens(self, ids: list[int]) -> list[str | None]:
+        return [self._tok.id_to_token(int(i)) for i in ids]
+
+    def to_transformers(self) -> Any:
+        """The same tokenizer as a transformers ``PreTrainedTokenizerFast`` (imports transformers)."""
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(str(self.folder))
+
+    def __repr__(self) -> str:
+        return f"FastTokenizer({self.name_or_path!r}, vocab={len(self)})"
+
+
+def _smollm2_tokenizer_folder() -> Path:
+    """Folder of the converted default tokenizer, converting it from the GGUF once."""
+    target = cache_dir("tokenizers") / DEFAULT_TOKENIZER
+    if (target / "tokenizer.json").is_file() and (target / "tokenizer_config.json").is_file():
+        return target
+    shutil.rmtree(target, ignore_errors=True)  # partial entries are rebuilt, never trusted
     from transformers import AutoTokenizer
 
-    target = cache_dir("tokenizers") / DEFAULT_TOKENIZER
-    if (target / "tokenizer.json").is_file():
-        try:
-            return AutoTokenizer.from_pretrained(str(target))
-        except Exception:  # a damaged cache entry is rebuilt, never trusted
-            shutil.rmtree(target, ignore_errors=True)
     gguf = smollm2_gguf_path()
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     tmp = Path(tempfile.mkdtemp(prefix=".tok-", dir=target.parent))
@@ -61,15 +106,35 @@ def _load_smollm2_tokenizer() -> Any:
         try:
             os.replace(tmp, target)
         except OSError:  # another process won the race; use theirs
-            shutil.rmtree(tmp, ignore_errors=True)
+            pass
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return tok
+    return target
+
+
+@lru_cache(maxsize=1)
+def _load_smollm2_tokenizer() -> FastTokenizer:
+    """The default tokenizer, one shared instance per process."""
+    folder = _smollm2_tokenizer_folder()
+    try:
+        return FastTokenizer(folder, DEFAULT_TOKENIZER)
+    except Exception:  # a damaged cache entry is rebuilt once
+        shutil.rmtree(folder, ignore_errors=True)
+        return FastTokenizer(_smollm2_tokenizer_folder(), DEFAULT_TOKENIZER)
+
+
+def load_hf_tokenizer(tokenizer: Any = None) -> Any:
+    """Like :func:`load_tokenizer` but always a transformers tokenizer (for model code)."""
+    tok = load_tokenizer(tokenizer)
+    return tok.to_transformers() if isinstance(tok, FastTokenizer) else tok
 
 
 def load_tokenizer(tokenizer: Any = None) -> Any:
     """Return a transformers tokenizer.
+
+    The default is a :class:`FastTokenizer` (call ``.to_transformers()`` or use
+    :func:`load_hf_tokenizer` for a transformers object).
 
     Args:
         tokenizer: ``None`` or ``"smollm2-135m-instruct"`` for the default; a local folder

@@ -1,0 +1,35 @@
+"""Gymnasium ids of MemPO-Gym. Registered on ``import mempo_gym`` (and through the
+``gymnasium.envs`` entry point, so ``gym.make("MemPO-…")`` works after ``import gymnasium``).
+
+Every id takes the keyword arguments of :mod:`mempo_gym.envs.factory`; presets only
+change defaults. ``max_episode_steps`` is not set: episodes end by answer, ``max_turns``
+or the context budget.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+
+SYNTHWIKI_OBJECTIVES = (2, 4, 8, 16)
+
+
+def _register(env_id: str, entry_point: str, kwargs: dict[str, Any]) -> None:
+    if env_id not in gym.registry:
+        gym.register(id=env_id, entry_point=entry_point, kwargs=kwargs, disable_env_checker=True)
+
+
+def registered_ids() -> list[str]:
+    """All MemPO-Gym ids, sorted."""
+    register_envs()
+    return sorted(i for i in gym.registry if i.startswith("MemPO-"))
+
+
+def register_envs() -> None:
+    """Register every MemPO-Gym id (idempotent)."""
+    synth = "mempo_gym.envs.synthwiki:make_synthwiki_env"
+    _register("MemPO-SynthWiki-v0", synth, {"objectives": 1})
+    for k in SYNTHWIKI_OBJECTIVES:
+        _register(f"MemPO-SynthWiki-{k}obj-v0", synth, {"objectives": k})
+    _register("MemPO-SynthWiki-Large-v0", synth, {"objectives": 1, "num_distractors": 9880})
