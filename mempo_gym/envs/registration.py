@@ -13,6 +13,8 @@ from typing import Any
 import gymnasium as gym
 
 SYNTHWIKI_OBJECTIVES = (2, 4, 8, 16)
+HOTPOTQA_OBJECTIVES = (2, 4, 6, 8, 10)
+QA_FAMILIES = {"HotpotQA": "hotpotqa", "2Wiki": "2wiki", "MuSiQue": "musique", "NQ": "nq", "Bamboogle": "bamboogle"}
 
 
 def _register(env_id: str, entry_point: str, kwargs: dict[str, Any]) -> None:
@@ -33,3 +35,10 @@ def register_envs() -> None:
     for k in SYNTHWIKI_OBJECTIVES:
         _register(f"MemPO-SynthWiki-{k}obj-v0", synth, {"objectives": k})
     _register("MemPO-SynthWiki-Large-v0", synth, {"objectives": 1, "num_distractors": 9880})
+
+    qa = "mempo_gym.envs.qa:make_qa_env"
+    for name, family in QA_FAMILIES.items():
+        _register(f"MemPO-{name}-v0", qa, {"family": family})
+    for k in HOTPOTQA_OBJECTIVES:
+        _register(f"MemPO-HotpotQA-{k}obj-v0", qa, {"family": "hotpotqa", "objectives": k})
+    _register("MemPO-HotpotQA-NQ-2obj-v0", qa, {"family": ["hotpotqa", "nq"], "objectives": 2})

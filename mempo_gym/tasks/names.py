@@ -38,6 +38,8 @@ MAX_POOL_SIZE = len(SYLLABLES) ** 2
 
 _NUM_SYLLABLES = len(SYLLABLES)
 _SYLLABLE_INDEX = {s: i for i, s in enumerate(SYLLABLES)}
+_TWO: tuple[str, ...] = tuple(a + b for a in SYLLABLES for b in SYLLABLES)
+_TWO_SUM: tuple[int, ...] = tuple(i + j for i in range(len(SYLLABLES)) for j in range(len(SYLLABLES)))
 _NUM_BUCKETS = len(SPLIT_BUCKETS)
 #: How many syllable indices have each residue mod 3 (24, 23, 23).
 _RESIDUE_SIZES = tuple(len(range(r, _NUM_SYLLABLES, _NUM_BUCKETS)) for r in range(_NUM_BUCKETS))
@@ -153,34 +155,57 @@ class SyllableNamer:
         self._used: set[str] = set()
         self._used_one_word = {n: 0 for n in self._lengths}
         self._limit_one_word = {n: split_capacity((n, n)) for n in self._lengths}
+        #: syllable counts still drawn for one-word names (nearly used-up ones are dropped)
+        self._open_lengths = list(self._lengths)
 
-    def _draw(self, lengths: Sequence[int]) -> tuple[str, int]:
-        """One candidate: words with the given syllable counts, joined by spaces."""
-        random = self._rng.random
-        indices = [int(random() * _NUM_SYLLABLES) for _ in range(sum(lengths) - 1)]
-        residue = (self._bucket - sum(indices)) % _NUM_BUCKETS
-        indices.append(residue + _NUM_BUCKETS * int(random() * _RESIDUE_SIZES[residue]))
-        words = []
-        start = 0
-        for n in lengths:
-            word = "".join([SYLLABLES[i] for i in indices[start:start + n]])
-            words.append(word[0].upper() + word[1:])
-            start += n
-        return " ".join(words), lengths[0]
+    def _syllables(self, count: int) -> tuple[str, int]:
+        """``count`` uniform random syllables (lower case) and the sum of their indices."""
+        if count == 0:
+            return "", 0
+        i = int(self._rng.random() * _NUM_SYLLABLES**count)
+        if count == 1:
+            return SYLLABLES[i], i
+        if count == 2:
+            return _TWO[i], _TWO_SUM[i]
+        head, tail = divmod(i, _NUM_SYLLABLES**(count - 2))
+        rest, rest_sum = self._syllables_from_index(tail, count - 2)
+        return _TWO[head] + rest, _TWO_SUM[head] + rest_sum
+
+    @staticmethod
+    def _syllables_from_index(i: int, count: int) -> tuple[str, int]:
+        if count == 1:
+            return SYLLABLES[i], i
+        return _TWO[i], _TWO_SUM[i]
+
+    def _draw(self, lengths: Sequence[int]) -> str:
+        """One candidate: words of the given syllable counts, in this split's bucket."""
+        parts: list[str] = []
+        total = 0
+        for n in lengths[:-1]:
+            word, s = self._syllables(n)
+            parts.append(word.capitalize())
+            total += s
+        prefix, s = self._syllables(lengths[-1] - 1)
+        residue = (self._bucket - total - s) % _NUM_BUCKETS
+        last = residue + _NUM_BUCKETS * int(self._rng.random() * _RESIDUE_SIZES[residue])
+        parts.append((prefix + SYLLABLES[last]).capitalize())
+        return " ".join(parts)
 
     def name(self, words: int = 1, max_tries: int = 10_000) -> str:
         """A new name of ``words`` space-separated words, unused so far in this world."""
         random = self._rng.random
-        lengths = self._lengths
-        if words == 1:  # skip syllable counts whose one-word names are nearly used up
-            lengths = [n for n in lengths if self._used_one_word[n] < self._limit_one_word[n]] or lengths
+        lengths = self._open_lengths if words == 1 else self._lengths
         for _ in range(max_tries):
-            name, first_length = self._draw([lengths[int(random() * len(lengths))] for _ in range(words)])
+            chosen = [lengths[int(random() * len(lengths))] for _ in range(words)]
+            name = self._draw(chosen)
             if name in self._used or (words == 1 and name in self._reserved):
                 continue
             self._used.add(name)
             if words == 1:
-                self._used_one_word[first_length] += 1
+                n = chosen[0]
+                self._used_one_word[n] += 1
+                if self._used_one_word[n] >= self._limit_one_word[n] and len(self._open_lengths) > 1:
+                    self._open_lengths = [m for m in self._open_lengths if m != n]
             return name
         raise RuntimeError(
             f"could not find an unused {words}-word name after {max_tries} tries; "

@@ -35,16 +35,16 @@ that no question needs. A question with ``h`` hops has ``h`` supporting document
 >>> world = generate_world(config)
 >>> len(world.documents), world.world_id
 (30, 'synthwiki-train-0')
->>> world.document_of("Zimi").text
-'Zimi is a city in Musa.'
+>>> world.document_of("Nolo").text
+'Nolo is a city in Zomigi.'
 >>> question = generate_tasks(world, config)[1].questions[0]
 >>> question.text, question.answers
-('In which country is the birthplace of the author of Pize?', ('Musa',))
+('In which country is the birthplace of the director of Ronu?', ('Zomigi',))
 >>> for title, text in zip(question.supporting_titles, question.supporting_texts):
 ...     print(f"{title}: {text}")
-Pize: Pize is a book by Karima Mori, released in 1981.
-Karima Mori: Karima Mori was born in Zimi in 1949 and works for Sibi.
-Zimi: Zimi is a city in Musa.
+Ronu: Ronu is a film by Bomu Batu, released in 1985.
+Bomu Batu: Bomu Batu was born in Nolo in 1954 and works for Monu.
+Nolo: Nolo is a city in Zomigi.
 """
 
 from __future__ import annotations
@@ -480,7 +480,7 @@ def generate_world(config: SynthWikiConfig) -> SynthWorld:
 
 @dataclass(frozen=True)
 class _Chain:
-    """Entities visited in hop order, the relations between them and the phrase naming the last."""
+    """Entities visited in hop order and the phrase that names the last one."""
 
     path: tuple[int, ...]
     phrase: str
@@ -574,8 +574,8 @@ def _sample_comparison(
 
 
 def _check_answer_unique(world: SynthWorld, sampled: _Sampled) -> None:
-    """Guard the uniqueness argument: titles are unique and every hop is functional, so
-    the answer is unique; it must also be neither ambiguous with a title nor given away."""
+    """Guard the uniqueness argument: titles are unique and every relation is functional, so
+    a chain that never revisits an entity has one answer; a bridge answer never names a hop."""
     names = [world.entities[i].name for i in sampled.path]
     if len(set(sampled.path)) != len(sampled.path):
         raise AssertionError(f"question revisits an entity: {sampled.text}")
