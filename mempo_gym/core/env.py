@@ -42,7 +42,7 @@ from mempo_gym.core.context import ContextManager, SelfMemory, TurnRecord
 from mempo_gym.core.meter import TokenMeter
 from mempo_gym.core.protocol import STOP_STRINGS, ParsedTurn, find_stop, parse_turn
 from mempo_gym.core.spaces import UnicodeText
-from mempo_gym.core.tools import SearchTool
+from mempo_gym.core.tools import SearchTool, ToolFatalError
 from mempo_gym.metrics import score_answer
 from mempo_gym.prompts import MEMPO_INSTRUCTIONS, PROMPTS_VERSION, render_prompt
 from mempo_gym.records import Task
@@ -301,6 +301,8 @@ class MemoryEnv(gym.Env):
         self._searches += 1
         try:
             return self.search_tool.search(query)
+        except ToolFatalError:
+            raise
         except Exception as exc:  # a failing tool must not end a long benchmark run
             self._search_errors += 1
             logger.warning("search tool raised %s: %s", type(exc).__name__, exc)

@@ -11,6 +11,12 @@ from __future__ import annotations
 from typing import Any, Mapping, Protocol, runtime_checkable
 
 
+class ToolFatalError(RuntimeError):
+    """Raised by a tool when the episode must not go on (e.g. a strict replay cache miss
+    while re-scoring a leaderboard run). The environment lets it propagate; every other
+    exception from a tool becomes a ``Search failed: …`` information text."""
+
+
 @runtime_checkable
 class SearchTool(Protocol):
     """Answers one search query with the text shown to the agent.

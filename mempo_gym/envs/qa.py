@@ -129,7 +129,8 @@ def resolve_corpus(corpus: str | Sequence[str], datasets: Sequence[str], data_di
     return tuple(n for n in names if n not in datasets), context
 
 
-def _file_hashes(names: Sequence[str], data_dir: str | None) -> dict[str, str]:
+def file_hashes(names: Sequence[str], data_dir: str | None) -> dict[str, str]:
+    """sha256 of every file behind the named datasets/corpora, keyed by path relative to the data dir."""
     root = resolve_data_dir(data_dir)
     hashes = {}
     for name in names:
@@ -147,6 +148,30 @@ def _sha256_cached(path: str, mtime_ns: int) -> str:
     return sha256_file(path)
 
 
+def load_family_tasks(
+    family: str | Sequence[str],
+    dataset: str | Sequence[str] | None = None,
+    *,
+    objectives: int = 1,
+    num_tasks: int | None = None,
+    compose_seed: int = 0,
+    limit: int | None = None,
+    data_dir: str | None = None,
+) -> tuple[list[Task], tuple[str, ...]]:
+    """Tasks of one family (or several mixed: slot j from family j % n) and the dataset names used."""
+    families = (family,) if isinstance(family, str) else tuple(family)
+    datasets_given = (dataset,) * len(families) if dataset is None or isinstance(dataset, str) else tuple(dataset)
+    if len(datasets_given) != len(families):
+        raise ValueError(f"dataset= lists {len(datasets_given)} names for {len(families)} families")
+    names = tuple(resolve_dataset(f, d, data_dir) for f, d in zip(families, datasets_given))
+    pools = [_tasks(n, data_dir, limit) for n in names]
+    if objectives == 1 and len(pools) == 1:
+        return list(pools[0][:num_tasks] if num_tasks else pools[0]), names
+    count = num_tasks or max(1, min(len(p) for p in pools) * len(pools) // objectives)
+    source = "+".join(get_dataset_spec(n).source for n in names)
+    return compose_mixed_tasks(pools, objectives, count, compose_seed, source=source), names
+
+
 def make_qa_env(
     *,
     family: str | Sequence[str] = "hotpotqa",
@@ -162,24 +187,17 @@ def make_qa_env(
 ) -> MemoryEnv:
     """A real-dataset env; ``family`` may list several families to mix (slot j from family j % n)."""
     data_dir = str(data_dir) if data_dir is not None else None
-    families = (family,) if isinstance(family, str) else tuple(family)
-    datasets_given = (dataset,) * len(families) if dataset is None or isinstance(dataset, str) else tuple(dataset)
-    if len(datasets_given) != len(families):
-        raise ValueError(f"dataset= lists {len(datasets_given)} names for {len(families)} families")
-    names = tuple(resolve_dataset(f, d, data_dir) for f, d in zip(families, datasets_given))
-    pools = [_tasks(n, data_dir, limit) for n in names]
-    if objectives == 1 and len(pools) == 1:
-        tasks: Sequence[Task] = pools[0][:num_tasks] if num_tasks else pools[0]
-    else:
-        count = num_tasks or max(1, min(len(p) for p in pools) * len(pools) // objectives)
-        source = "+".join(get_dataset_spec(n).source for n in names)
-        tasks = compose_mixed_tasks(pools, objectives, count, compose_seed, source=source)
+    tasks, names = load_family_tasks(
+        family, dataset, objectives=objectives, num_tasks=num_tasks, compose_seed=compose_seed,
+        limit=limit, data_dir=data_dir,
+    )
     corpus_names, context_of = resolve_corpus(corpus, names, data_dir)
     documents = _corpus(corpus_names, context_of, data_dir)
     env_config = {
-        "task_family": "+".join(families), "datasets": list(names), "objectives": objectives,
-        "compose_seed": compose_seed, "corpus": {"named": list(corpus_names), "context_of": list(context_of)},
-        "data_files": _file_hashes(names + corpus_names, data_dir),
+        "task_family": family if isinstance(family, str) else "+".join(family), "datasets": list(names),
+        "objectives": objectives, "compose_seed": compose_seed,
+        "corpus": {"named": list(corpus_names), "context_of": list(context_of)},
+        "data_files": file_hashes(names + corpus_names, data_dir),
         "samples_only": any(n.endswith("-sample") for n in names),
     }
     return build_qa_env(

@@ -42,3 +42,10 @@ def register_envs() -> None:
     for k in HOTPOTQA_OBJECTIVES:
         _register(f"MemPO-HotpotQA-{k}obj-v0", qa, {"family": "hotpotqa", "objectives": k})
     _register("MemPO-HotpotQA-NQ-2obj-v0", qa, {"family": ["hotpotqa", "nq"], "objectives": 2})
+
+    web = "mempo_gym.envs.websearch:make_websearch_env"
+    _register("MemPO-WebSearch-v0", web, {"family": "bamboogle"})
+    _register("MemPO-WebSearch-NQ-v0", web, {"family": "nq"})
+    _register("MemPO-WebSearch-HotpotQA-v0", web, {"family": "hotpotqa"})
+    for k in (2, 4):
+        _register(f"MemPO-WebSearch-{k}obj-v0", web, {"family": ["bamboogle", "nq"], "objectives": k})

@@ -7,6 +7,8 @@ corruption and strict-replay misses are raised to the caller on purpose.
 
 from __future__ import annotations
 
+from mempo_gym.core.tools import ToolFatalError
+
 
 class WebSearchError(Exception):
     """Base class of every error of :mod:`mempo_gym.web`."""
@@ -27,5 +29,5 @@ class CacheCorruptError(CacheError):
     """The cache file is not a valid search cache (bad file, schema, or row checksum)."""
 
 
-class CacheMissError(CacheError, LookupError):
+class CacheMissError(CacheError, LookupError, ToolFatalError):
     """Replay mode was asked for a query or page that was never recorded."""

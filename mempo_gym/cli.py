@@ -1,0 +1,229 @@
+"""The ``mempo-gym`` command: a thin layer over the Python APIs.
+
+=====================  ===============================================================
+``eval``               :func:`mempo_gym.harness.evaluate`
+``report``             :func:`mempo_gym.report.summarize` + :mod:`mempo_gym.plots`
+``submit``             :func:`mempo_gym.leaderboard.submit_run`
+``score``              :func:`mempo_gym.leaderboard.score_submission`
+``leaderboard``        :func:`mempo_gym.leaderboard.build_leaderboard`
+``data list|download`` :mod:`mempo_gym.data`
+=====================  ===============================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+EXIT_ERROR = 1
+EXIT_REJECTED = 3
+
+
+class CliError(Exception):
+    """A user error reported as one line on stderr with exit code 1."""
+
+
+def parse_assignments(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
+    """``["k=v", ...]`` -> dict; values are JSON when they parse (``3``, ``true``, ``[1,2]``), else strings.
+
+    >>> parse_assignments(["top_k=3", "memory=full", "flag=true"], "--env-kwarg")
+    {'top_k': 3, 'memory': 'full', 'flag': True}
+    """
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CliError(f"{flag} expects key=value, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def _load_agent(name: str, options: dict[str, Any]) -> Any:
+    """A registered agent by name, or ``package.module:factory`` for an unregistered one."""
+    from mempo_gym.agent import Agent, make_agent
+
+    if ":" not in name:
+        return make_agent(name, **options)
+    module_name, _, attr = name.partition(":")
+    factory: Callable[..., Any] | None = getattr(importlib.import_module(module_name), attr, None)
+    if not callable(factory):
+        raise CliError(f"--agent {name}: module {module_name!r} has no callable {attr!r}")
+    agent = factory(**options)
+    if not isinstance(agent, Agent):
+        raise CliError(f"{name} returned {type(agent).__name__}, not a mempo_gym.Agent")
+    return agent
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from mempo_gym.harness import evaluate
+
+    options = parse_assignments(args.agent_option, "--agent-option")
+    if args.model is not None:
+        options["model"] = args.model
+    agent = _load_agent(args.agent, options)
+    frame = evaluate(
+        args.env, agent, episodes=args.episodes, seed=args.seed, out=args.out, batch_size=args.batch_size,
+        resume=args.resume, env_kwargs=parse_assignments(args.env_kwarg, "--env-kwarg"),
+        progress=not args.no_progress,
+    )
+    if not frame.empty:
+        means = frame.groupby("env_id")[["f1", "em", "tokens_total", "tokens_peak"]].mean()
+        print(means.to_string(float_format=lambda x: f"{x:.3f}"))
+    print(f"run folder: {args.out}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from mempo_gym.plots import plot_cost_vs_objectives, plot_frontier
+    from mempo_gym.report import load_runs, summarize, to_markdown, write_report
+
+    table = summarize(args.runs, baseline=args.baseline)
+    paths = write_report(table, args.out)
+    if not args.no_plots:
+        dirs = list(args.runs) + ([args.baseline] if args.baseline and args.baseline not in args.runs else [])
+        paths["frontier"] = Path(args.out) / "frontier.png"
+        paths["cost_vs_objectives"] = Path(args.out) / "cost_vs_objectives.png"
+        plot_frontier(table, paths["frontier"])
+        plot_cost_vs_objectives(load_runs(dirs), paths["cost_vs_objectives"])
+    print(to_markdown(table), end="")
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from mempo_gym.leaderboard import submit_run
+
+    path = submit_run(args.run, name=args.name, contact=args.contact, out=args.out)
+    print(f"submission: {path}")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from mempo_gym.leaderboard import SubmissionRejected, score_submission, write_result
+
+    try:
+        result = score_submission(args.submission, data_dir=args.data_dir)
+    except SubmissionRejected as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_REJECTED
+    out = Path(args.out) if args.out else Path(args.submission).with_suffix(".score.json")
+    write_result(result, out)
+    for env_id, env in result["envs"].items():
+        print(f"{env_id}: n={env['n']} F1={env['f1']:.3f} [{env['f1_lo']:.3f}, {env['f1_hi']:.3f}] "
+              f"EM={env['em']:.3f} tokens_total={env['tokens_total']:.1f} tokens_peak={env['tokens_peak']:.1f}")
+    print(f"accepted; result: {out}")
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from mempo_gym.leaderboard import build_leaderboard
+
+    paths = build_leaderboard(args.results, args.out)
+    print(paths["markdown"].read_text(encoding="utf-8"), end="")
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def cmd_data_list(args: argparse.Namespace) -> int:
+    from mempo_gym.data import list_datasets, resolve_data_dir
+
+    root = resolve_data_dir(args.data_dir)
+    print(f"data directory: {root}")
+    for spec in list_datasets():
+        present = all((root / f).is_file() for f in spec.files) if spec.files else False
+        how = "download" if spec.downloadable else "manual"
+        print(f"{spec.name:40s} {spec.kind:6s} {'present' if present else 'missing':8s} {how:8s} {spec.description}")
+    return 0
+
+
+def cmd_data_download(args: argparse.Namespace) -> int:
+    from mempo_gym.data import download_dataset
+
+    for name in args.names:
+        for path in download_dataset(name, args.data_dir, force=args.force):
+            print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mempo-gym", description="MemPO-Gym evaluation, reports and leaderboard.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("eval", help="run an agent on environments into a run folder")
+    p.add_argument("--env", action="append", required=True, help="env id (repeatable)")
+    p.add_argument("--agent", required=True, help="registered agent name, or package.module:factory")
+    p.add_argument("--model", help="model path or URL (passed to the agent as model=)")
+    p.add_argument("--episodes", type=int, required=True, help="episodes per env")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="run folder, e.g. runs/NAME")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--env-kwarg", action="append", metavar="KEY=VALUE", help="gym.make keyword (repeatable)")
+    p.add_argument("--agent-option", action="append", metavar="KEY=VALUE", help="agent factory option (repeatable)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("report", help="summary tables and plots of run folders")
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--baseline", help="run folder that token savings are measured against")
+    p.add_argument("--out", default="report", help="folder for report.md/.csv/.json and plots")
+    p.add_argument("--no-plots", action="store_true")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("submit", help="pack a run folder into a leaderboard submission zip")
+    p.add_argument("run")
+    p.add_argument("--name", required=True)
+    p.add_argument("--contact", required=True)
+    p.add_argument("--out", help="zip path (default RUN/submission.zip)")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("score", help="validate and re-score a submission zip")
+    p.add_argument("submission")
+    p.add_argument("--data-dir", help="data directory for envs built from datasets")
+    p.add_argument("--out", help="result JSON (default SUBMISSION.score.json)")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("leaderboard", help="rank scored results into leaderboard.md and index.html")
+    p.add_argument("results", help="folder of *.score.json results")
+    p.add_argument("--out", help="output folder (default: the results folder)")
+    p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("data", help="list or download datasets")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    q = data_sub.add_parser("list", help="registered datasets and whether they are present")
+    q.add_argument("--data-dir")
+    q.set_defaults(func=cmd_data_list)
+    q = data_sub.add_parser("download", help="download datasets into the data directory")
+    q.add_argument("names", nargs="+")
+    q.add_argument("--data-dir")
+    q.add_argument("--force", action="store_true")
+    q.set_defaults(func=cmd_data_download)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mempo-gym`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    from mempo_gym.agent import AgentNotFoundError
+    from mempo_gym.harness.runfiles import RunFileError
+
+    try:
+        return int(args.func(args))
+    except (CliError, AgentNotFoundError, RunFileError, FileNotFoundError, ValueError, TypeError,
+            ImportError) as exc:
+        print(f"mempo-gym {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted; finished episodes are saved (continue with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,279 @@
+"""``evaluate``: run an agent on environments, batched, resumable, recorded in a run folder.
+
+A run folder holds ``config.json`` (everything needed to reproduce and compare the run)
+and ``episodes.jsonl`` (one line per finished episode; see :mod:`.runfiles` for the
+crash-safety guarantees). ``batch_size`` environments are stepped together and the
+agent's :meth:`~mempo_gym.agent.Agent.act_batch` is called once per round.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import shlex
+import sys
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import gymnasium as gym
+import pandas as pd
+from tqdm.auto import tqdm
+
+from mempo_gym.agent import Agent
+from mempo_gym.harness.envs import core_env, make_env
+from mempo_gym.harness.episodes import episode_key, episode_record, episode_seed
+from mempo_gym.harness.runfiles import (
+    CONFIG_FILE, EPISODES_FILE, RUN_FORMAT, RUN_FORMAT_VERSION, EpisodeWriter, RunFileError,
+    canonical_json, read_config, repair_torn_tail, to_jsonable, write_json_atomic,
+)
+from mempo_gym.prompts import PROMPTS_VERSION
+from mempo_gym.version import __version__
+
+#: Config keys that may differ when a run is resumed (everything else must match).
+RESUMABLE_KEYS = frozenset({"command", "created_at", "episodes", "batch_size", "resumed"})
+
+
+class RunConfigMismatchError(RunFileError):
+    """``resume=True`` into a folder whose recorded config differs from this run's."""
+
+
+class RunExistsError(RunFileError, FileExistsError):
+    """The output folder already holds a run and ``resume`` was not requested."""
+
+
+@dataclass
+class _Slot:
+    env: gym.Env
+    index: int | None = None
+    seed: int = 0
+    observation: Any = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _merged_env_kwargs(agent: Agent, env_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Agent-required settings, overridden by the caller's explicit ``env_kwargs``."""
+    merged = dict(agent.env_kwargs())
+    merged.update(env_kwargs or {})
+    return merged
+
+
+def _build_config(
+    env_ids: Sequence[str], envs: Mapping[str, gym.Env], kwargs: Mapping[str, Any], agent: Agent,
+    episodes: int, seed: int, batch_size: int,
+) -> dict[str, Any]:
+    env_entries = []
+    for env_id in env_ids:
+        described = to_jsonable(core_env(envs[env_id]).describe())
+        env_entries.append({
+            "id": env_id,
+            "kwargs": to_jsonable(dict(kwargs)),
+            "describe": described,
+            "data_files": dict(described.get("data_files") or {}),
+        })
+    first = env_entries[0]["describe"] if env_entries else {}
+    return {
+        "format": RUN_FORMAT,
+        "format_version": RUN_FORMAT_VERSION,
+        "mempo_gym_version": __version__,
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": shlex.join(sys.argv),
+        "envs": env_entries,
+        "tokenizer": first.get("tokenizer"),
+        "prompts_version": first.get("prompts_version", PROMPTS_VERSION),
+        "agent": to_jsonable(agent.describe()),
+        "seed": int(seed),
+        "episodes": int(episodes),
+        "batch_size": int(batch_size),
+    }
+
+
+def config_identity(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a run config that must not change when a run is resumed."""
+    return {k: v for k, v in config.items() if k not in RESUMABLE_KEYS}
+
+
+def _config_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    a, b = config_identity(old), config_identity(new)
+    diffs = []
+    for key in sorted(set(a) | set(b)):
+        if canonical_json(a.get(key)) != canonical_json(b.get(key)):
+            diffs.append(f"{key}: recorded {canonical_json(a.get(key))[:160]} vs now {canonical_json(b.get(key))[:160]}")
+    return diffs
+
+
+def _prepare_folder(out: Path, config: dict[str, Any], resume: bool) -> list[dict[str, Any]]:
+    """Create or reopen a run folder; return the episodes already finished there."""
+    out.mkdir(parents=True, exist_ok=True)
+    config_path = out / CONFIG_FILE
+    episodes_path = out / EPISODES_FILE
+    if not config_path.exists():
+        if episodes_path.exists() and episodes_path.stat().st_size > 0:
+            raise RunFileError(f"{episodes_path} exists without {CONFIG_FILE}; use an empty folder")
+        write_json_atomic(config_path, config)
+        return []
+    if not resume:
+        raise RunExistsError(
+            f"{out} already holds a run; pass resume=True (CLI: --resume) to continue it, "
+            "or choose another output folder"
+        )
+    old = read_config(out)
+    diffs = _config_differences(old, config)
+    if diffs:
+        raise RunConfigMismatchError(
+            f"cannot resume into {out}: its config differs from this run's:\n  " + "\n  ".join(diffs)
+            + "\nRun with the same settings, or choose another output folder."
+        )
+    updated = dict(old)
+    updated["episodes"] = max(int(old.get("episodes", 0)), int(config["episodes"]))
+    updated["resumed"] = list(old.get("resumed", [])) + [
+        {"at": config["created_at"], "command": config["command"], "batch_size": config["batch_size"]}
+    ]
+    write_json_atomic(config_path, updated)
+    return repair_torn_tail(episodes_path).records
+
+
+def _frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    rows = [{k: v for k, v in r.items() if k != "transcript"} for r in records]
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame = frame.sort_values(["env_id", "episode_index"], kind="stable").reset_index(drop=True)
+    return frame
+
+
+def evaluate(
+    envs: str | Sequence[str],
+    agent: Agent,
+    episodes: int,
+    seed: int = 0,
+    out: str | Path | None = None,
+    batch_size: int = 1,
+    resume: bool = False,
+    env_kwargs: Mapping[str, Any] | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Run ``agent`` for ``episodes`` episodes on each env id; return one row per episode.
+
+    Args:
+        envs: one env id or several (e.g. ``"MemPO-SynthWiki-v0"``).
+        agent: the evaluated :class:`~mempo_gym.agent.Agent`.
+        episodes: episodes per env id.
+        seed: run seed; episode ``i`` of env ``E`` resets with ``episode_seed(seed, E, i)``.
+        out: run folder (``config.json`` + ``episodes.jsonl``); ``None`` keeps nothing on disk.
+        batch_size: environments stepped together; ``act_batch`` is called once per round.
+        resume: continue the run in ``out`` (its config must match), skipping finished episodes.
+        env_kwargs: ``gym.make`` keyword arguments; they override ``agent.env_kwargs()``.
+        progress: show a tqdm bar with the live mean F1 and mean ``tokens_total``.
+
+    Returns:
+        A DataFrame with the ``episodes.jsonl`` fields except the transcript, sorted by
+        env and episode index (episodes finished before a resume included).
+    """
+    env_ids = [envs] if isinstance(envs, str) else list(envs)
+    if not env_ids:
+        raise ValueError("evaluate() needs at least one env id")
+    if len(set(env_ids)) != len(env_ids):
+        raise ValueError(f"env ids must be distinct, got {env_ids}")
+    if not isinstance(agent, Agent):
+        raise TypeError(f"agent must be a mempo_gym.Agent, got {type(agent).__name__}")
+    if int(episodes) < 0 or int(batch_size) < 1:
+        raise ValueError(f"episodes must be >= 0 and batch_size >= 1, got {episodes} and {batch_size}")
+    episodes, batch_size = int(episodes), int(batch_size)
+    kwargs = _merged_env_kwargs(agent, env_kwargs)
+
+    first_envs: dict[str, gym.Env] = {}
+    try:
+        for env_id in env_ids:  # one instance per id up front: fail fast, and describe() for the config
+            first_envs[env_id] = make_env(env_id, **kwargs)
+        config = _build_config(env_ids, first_envs, kwargs, agent, episodes, seed, batch_size)
+        out_dir = Path(out) if out is not None else None
+        done: list[dict[str, Any]] = []
+        if out_dir is not None:
+            done = _prepare_folder(out_dir, config, resume)
+        elif resume:
+            raise ValueError("resume=True needs an output folder (out=...)")
+        finished = {r["key"] for r in done}
+        records = list(done)
+        writer = EpisodeWriter(out_dir / EPISODES_FILE) if out_dir is not None else None
+        total = episodes * len(env_ids)
+        bar = tqdm(total=total, initial=min(len(finished), total), disable=not progress,
+                   desc=getattr(agent, "name", "agent"), unit="ep", dynamic_ncols=True)
+        try:
+            _show(bar, records)
+            for env_id in env_ids:
+                pending = deque(i for i in range(episodes) if episode_key(env_id, i) not in finished)
+                if not pending:
+                    continue
+                _run_env(env_id, first_envs[env_id], kwargs, agent, seed, batch_size, pending,
+                         writer, records, bar)
+        finally:
+            bar.close()
+            if writer is not None:
+                writer.close()
+    finally:
+        for env in first_envs.values():
+            env.close()
+    return _frame(records)
+
+
+def _show(bar: tqdm, records: Sequence[Mapping[str, Any]]) -> None:
+    if records and not bar.disable:
+        f1 = sum(float(r.get("f1") or 0.0) for r in records) / len(records)
+        tokens = sum(int(r.get("tokens_total") or 0) for r in records) / len(records)
+        bar.set_postfix(f1=f"{f1:.3f}", tokens=f"{tokens:.0f}")
+
+
+def _run_env(
+    env_id: str, first_env: gym.Env, kwargs: Mapping[str, Any], agent: Agent, seed: int,
+    batch_size: int, pending: deque[int], writer: EpisodeWriter | None,
+    records: list[dict[str, Any]], bar: tqdm,
+) -> None:
+    """Step up to ``batch_size`` episodes of one env id together until ``pending`` is empty."""
+    width = min(batch_size, len(pending))
+    slots = [_Slot(first_env)]
+    extra: list[gym.Env] = []
+    try:
+        for _ in range(width - 1):
+            env = make_env(env_id, **kwargs)
+            extra.append(env)
+            slots.append(_Slot(env))
+        while True:
+            for number, slot in enumerate(slots):
+                if slot.index is None and pending:
+                    slot.index = pending.popleft()
+                    slot.seed = episode_seed(seed, env_id, slot.index)
+                    slot.observation, slot.info = slot.env.reset(seed=slot.seed)
+                    task = core_env(slot.env).task
+                    assert task is not None
+                    agent.reset(task, number)
+            active = [n for n, s in enumerate(slots) if s.index is not None]
+            if not active:
+                return
+            actions = agent.act_batch(
+                [slots[n].observation for n in active], [slots[n].info for n in active], active
+            )
+            if len(actions) != len(active):
+                raise RuntimeError(
+                    f"{type(agent).__name__}.act_batch returned {len(actions)} actions for {len(active)} slots"
+                )
+            for number, action in zip(active, actions):
+                slot = slots[number]
+                slot.observation, _, terminated, truncated, slot.info = slot.env.step(action)
+                if not (terminated or truncated):
+                    continue
+                task = core_env(slot.env).task
+                assert slot.index is not None and task is not None
+                record = episode_record(
+                    env_id=env_id, index=slot.index, seed=slot.seed, task_id=task.id,
+                    num_objectives=task.num_objectives, metrics=slot.info["metrics"],
+                    transcript=slot.info.get("transcript", []),
+                )
+                if writer is not None:
+                    writer.append(record)
+                records.append(record)
+                bar.update(1)
+                _show(bar, records)
+                slot.index = None
+    finally:
+        for env in extra:
+            env.close()
