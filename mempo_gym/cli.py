@@ -212,11 +212,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mempo-gym`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
     from mempo_gym.agent import AgentNotFoundError
+    from mempo_gym.data.errors import DatasetError
     from mempo_gym.harness.runfiles import RunFileError
 
     try:
         return int(args.func(args))
-    except (CliError, AgentNotFoundError, RunFileError, FileNotFoundError, ValueError, TypeError,
+    except (CliError, AgentNotFoundError, DatasetError, RunFileError, FileNotFoundError, ValueError, TypeError,
             ImportError) as exc:
         print(f"mempo-gym {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def _save(fig: Any, path: str | Path | None) -> bytes:
@@ -56,6 +57,7 @@ def plot_cost_vs_objectives(episodes: pd.DataFrame, path: str | Path | None = No
         line = ax.plot(means.index, means["tokens_total"], marker="o", label=f"{label} total")[0]
         ax.plot(means.index, means["tokens_peak"], marker="s", linestyle="--", color=line.get_color(),
                 label=f"{label} peak")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("objectives per task")
     ax.set_ylabel("tokens per episode")
     ax.set_title("Token cost vs horizon")

@@ -161,12 +161,14 @@ class IndexCache:
             manifest_path = tmp / MANIFEST_NAME
             manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True))
             _fsync_file(manifest_path)
-            if final.exists():  # stale or concurrently written entry: replace it
-                self.discard(kind, key)
+            if final.exists():
+                if self.load(kind, key) is not None:  # a concurrent writer finished first
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    return final
             try:
                 os.rename(tmp, final)
             except OSError:
-                if not final.is_dir():  # lost a race only if someone else succeeded
+                if self.load(kind, key) is None:  # lost a race only if the winner is valid
                     raise
                 shutil.rmtree(tmp, ignore_errors=True)
         except BaseException:
@@ -240,8 +242,8 @@ def load_or_build(
     if cache is not None:
         try:
             cache.store(kind, key, lambda tmp: write_members(obj, tmp), info)
-        except OSError as err:  # a read-only or full disk must not break retrieval
-            logger.warning("Could not write index cache entry under %s: %s", cache.root, err)
+        except Exception as err:  # noqa: BLE001 - caching is an optimisation only
+            logger.warning("Could not write index cache entry under %s: %r", cache.root, err)
     return obj, False
 
 

@@ -99,6 +99,7 @@ class VectorIndex:
                 f"expected a non-empty (n, {self.dim}) array of vectors, got shape {vectors.shape}"
             )
         n = vectors.shape[0]
+        index: Any
         if self.index_type == "flat":
             index = faiss.IndexFlatIP(self.dim)
         elif self.index_type == "ivf":

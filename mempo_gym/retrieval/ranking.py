@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import Any, Literal, Sequence
 
-import numpy as np
-
 from mempo_gym.retrieval.base import top_k_positions, validate_k
 from mempo_gym.retrieval.bm25 import BM25Index
 from mempo_gym.retrieval.embedding import SentenceEmbedder

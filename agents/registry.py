@@ -1,0 +1,114 @@
+"""Factories behind the ``mempo_gym.agents`` entry points (see ``setup.py``).
+
+``model=`` chooses the backend of LLM agents:
+
+* ``None`` or ``"smollm2-135m-instruct"`` — the embedded SmolLM2-135M-Instruct (transformers);
+* a local checkpoint folder — that model (transformers);
+* an ``http(s)://`` URL — an OpenAI-compatible server; the served model's name comes from
+  ``served_model=`` or ``$MEMPO_GYM_MODEL``.
+
+``backend=`` passes a ready :class:`~mempo_agents.backends.base.Backend` instead (share one
+loaded model between agents). Other keyword options go to the agent (``temperature``,
+``top_p``, ``max_new_tokens``, ``seed``, ``ranker`` ...) or, when the agent does not take
+them, to the backend (``dtype``, ``chat_template``, ``endpoint``, ``api_key_env``,
+``timeout_s``, ``num_threads`` ...).
+
+>>> make_oracle_agent().name
+'oracle'
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from mempo_gym.agent import Agent
+
+from mempo_agents.backends.base import Backend
+
+_AGENT_OPTIONS = {"temperature", "top_p", "max_new_tokens", "seed", "stop", "instructions", "ranker"}
+_URL = re.compile(r"^https?://")
+
+
+def make_backend(model: Any = None, **backend_options: Any) -> Backend:
+    """A backend for ``model`` (see module doc)."""
+    if isinstance(model, str) and _URL.match(model):
+        from mempo_agents.backends.openai_backend import OpenAIBackend
+
+        served = backend_options.pop("served_model", None)
+        return OpenAIBackend(base_url=model, model=served, **backend_options)
+    from mempo_agents.backends.transformers_backend import TransformersBackend
+
+    return TransformersBackend(model, **backend_options)
+
+
+def _split(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    agent = {k: v for k, v in options.items() if k in _AGENT_OPTIONS}
+    backend = {k: v for k, v in options.items() if k not in _AGENT_OPTIONS}
+    return agent, backend
+
+
+def _llm_agent(cls: type, model: Any, backend: Backend | None, options: dict[str, Any]) -> Agent:
+    agent_options, backend_options = _split(options)
+    if backend is None:
+        backend = make_backend(model, **backend_options)
+    elif backend_options:
+        raise TypeError(f"backend options {sorted(backend_options)} cannot be combined with backend=...")
+    return cls(backend, **agent_options)
+
+
+def make_mempo_agent(model: Any = None, *, backend: Backend | None = None, **options: Any) -> Agent:
+    """MemPO agent (``<mem>`` self-memory)."""
+    from mempo_agents.llm_agents import MemPOAgent
+
+    return _llm_agent(MemPOAgent, model, backend, options)
+
+
+def make_full_context_agent(model: Any = None, *, backend: Backend | None = None, **options: Any) -> Agent:
+    """ReAct / Search-R1 full-context agent."""
+    from mempo_agents.llm_agents import FullContextAgent
+
+    return _llm_agent(FullContextAgent, model, backend, options)
+
+
+def make_external_memory_agent(model: Any = None, *, backend: Backend | None = None, **options: Any) -> Agent:
+    """External-memory agent (``ranker="bm25"`` or ``"embedding"``)."""
+    from mempo_agents.llm_agents import ExternalMemoryAgent
+
+    return _llm_agent(ExternalMemoryAgent, model, backend, options)
+
+
+def make_mem1_agent(model: Any = None, *, backend: Backend | None = None, **options: Any) -> Agent:
+    """MEM1 agent (latest ``<think>`` is the state)."""
+    from mempo_agents.llm_agents import MEM1Agent
+
+    return _llm_agent(MEM1Agent, model, backend, options)
+
+
+def make_oracle_agent(model: Any = None, **options: Any) -> Agent:
+    """Oracle control (no model; ``model`` is accepted and ignored so every factory takes it)."""
+    from mempo_agents.oracle import OracleAgent
+
+    return OracleAgent(**options)
+
+
+def make_closed_book_agent(model: Any = None, *, backend: Backend | None = None, **options: Any) -> Agent:
+    """Closed-book control: ``model=None`` and no ``backend`` answers "unknown"; otherwise asks the model.
+
+    Use ``model="smollm2-135m-instruct"`` for the embedded model.
+    """
+    from mempo_agents.closed_book import ClosedBookAgent
+
+    agent_options, backend_options = _split(options)
+    if backend is None and model is not None:
+        backend = make_backend(model, **backend_options)
+    elif backend_options:
+        raise TypeError(f"backend options {sorted(backend_options)} need model=... (and no backend=...)")
+    return ClosedBookAgent(backend, **agent_options)
+
+
+def make_random_agent(model: Any = None, **options: Any) -> Agent:
+    """Random control (``mode="text"`` or ``"token"``; ``model`` is ignored)."""
+    from mempo_agents.random_agent import RandomAgent
+
+    return RandomAgent(**options)

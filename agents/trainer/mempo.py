@@ -1,0 +1,739 @@
+"""MemPO (Li et al. 2026) and plain GRPO for any transformers causal LM, in one file.
+
+Read top to bottom: (1) batched sampling, (2) rollouts in :class:`~mempo_gym.core.env.MemoryEnv`
+with ``SelfMemory``, (3) the trajectory reward and advantage, (4) the memory reward and
+advantage (Eq. 4-5), (5) the combined token advantage (Eq. 9), (6) the clipped objective
+with KL (Eq. 10), (7) the training loop.
+
+Each agent turn is one model call and one training sequence: ``context ids`` (prompt,
+previous ``<mem>``, ``<information>``: inserted by the env, never trained on) followed by
+the ``generated ids`` (the policy's turn, trained on). Log-probs of the generated tokens
+are recorded while sampling (the "old" policy of the PPO ratio).
+
+Notation: a group holds N trajectories o_1..o_N of one task; trajectory i has turns
+t = 0..T_i-1; |o_i| is its number of generated tokens over all turns.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mempo_gym.core.context import ContextManager, FullContext, SelfMemory, TurnRecord
+from mempo_gym.core.env import MemoryEnv
+from mempo_gym.core.protocol import STOP_STRINGS, parse_turn
+
+_TAIL_TOKENS = 16
+
+
+# =============================================================================================
+# 1. Batched sampling with a KV cache
+# =============================================================================================
+class StopChecker:
+    """Decides when a turn is over: EOS, or the text now contains ``</search>``/``</answer>``.
+
+    Only tokens whose text contains ``>`` can complete a stop string, so the (cached) check
+    decodes the tail only after such a token, like the environment does.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.eos = tokenizer.eos_token_id
+        self._may_close: dict[int, bool] = {}
+
+    def __call__(self, ids: Sequence[int]) -> bool:
+        last = int(ids[-1])
+        if self.eos is not None and last == self.eos:
+            return True
+        hit = self._may_close.get(last)
+        if hit is None:
+            hit = ">" in self.tokenizer.decode([last])
+            self._may_close[last] = hit
+        if not hit:
+            return False
+        tail = self.tokenizer.decode(list(ids[-_TAIL_TOKENS:]))
+        return any(s in tail for s in STOP_STRINGS)
+
+
+def _cache_argument(model: torch.nn.Module) -> str:
+    """The KV-cache keyword of ``model.forward`` (``cache`` in recent transformers, else ``past_key_values``)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _output_cache(out: Any) -> Any:
+    return out["cache"] if "cache" in out else out.past_key_values
+
+
+@torch.no_grad()
+def sample_batch(
+    model: torch.nn.Module,
+    contexts: Sequence[Sequence[int]],
+    max_new_tokens: Sequence[int],
+    stop: StopChecker,
+    pad_id: int,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> tuple[list[list[int]], list[list[float]]]:
+    """Sample one turn for every context at once (left padding + KV cache).
+
+    ``temperature == 0`` is greedy. Returns the generated ids and, per token, the log-prob
+    ``log softmax(logits / T)`` of the sampled token (for greedy: ``T = 1``).
+    """
+    device = next(model.parameters()).device
+    b = len(contexts)
+    width = max(len(c) for c in contexts)
+    ids = torch.full((b, width), pad_id, dtype=torch.long)
+    mask = torch.zeros((b, width), dtype=torch.long)
+    for i, ctx in enumerate(contexts):
+        ids[i, width - len(ctx):] = torch.tensor(list(ctx), dtype=torch.long)
+        mask[i, width - len(ctx):] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    cache_arg = _cache_argument(model)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+    past, logits = _output_cache(out), out.logits[:, -1, :]
+    last_pos = positions[:, -1]
+    generated: list[list[int]] = [[] for _ in range(b)]
+    logprobs: list[list[float]] = [[] for _ in range(b)]
+    active = [m > 0 for m in max_new_tokens]
+    for _ in range(max(max_new_tokens, default=0)):
+        if not any(active):
+            break
+        scaled = logits.float() / (temperature if temperature > 0 else 1.0)
+        logp = torch.log_softmax(scaled, dim=-1)
+        if temperature > 0:
+            token = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)
+        else:
+            token = logp.argmax(-1)
+        token_logp = logp.gather(-1, token[:, None]).squeeze(-1)
+        for i in range(b):
+            if not active[i]:
+                continue
+            generated[i].append(int(token[i]))
+            logprobs[i].append(float(token_logp[i]))
+            if stop(generated[i]) or len(generated[i]) >= max_new_tokens[i]:
+                active[i] = False
+        if not any(active):
+            break
+        feed = torch.where(torch.tensor(active, device=device), token, torch.full_like(token, pad_id))
+        mask = torch.cat([mask, torch.ones((b, 1), dtype=mask.dtype, device=device)], dim=1)
+        last_pos = last_pos + 1
+        out = model(
+            input_ids=feed[:, None], attention_mask=mask, position_ids=last_pos[:, None],
+            use_cache=True, **{cache_arg: past},
+        )
+        past, logits = _output_cache(out), out.logits[:, -1, :]
+    return generated, logprobs
+
+
+# =============================================================================================
+# 2. Rollouts: groups of trajectories in the environment
+# =============================================================================================
+@dataclass
+class Turn:
+    """One model call: env-inserted context ids (no loss) + policy-generated ids (loss)."""
+
+    context_ids: list[int]
+    generated_ids: list[int]
+    old_logprobs: list[float]
+    mem_mask: list[bool] = field(default_factory=list)  # per generated token: inside <mem>…</mem>
+    mem: str | None = None
+
+
+@dataclass
+class Trajectory:
+    """One episode of one group member."""
+
+    group: int
+    task_id: str
+    golds: list[tuple[str, ...]]
+    prompt: str
+    turns: list[Turn]
+    records: list[TurnRecord]
+    metrics: dict[str, Any]
+    reward: float = 0.0  # R^T
+
+
+def clone_env(env: Any, memory: ContextManager | None = None) -> MemoryEnv:
+    """A fresh :class:`MemoryEnv` sharing ``env``'s tasks, search tool and tokenizer (text mode)."""
+    base = env.unwrapped if hasattr(env, "unwrapped") else env
+    if not isinstance(base, MemoryEnv):
+        raise TypeError(f"expected a MemoryEnv (or a wrapper of one), got {type(base).__name__}")
+    return MemoryEnv(
+        base.tasks, base.search_tool, tokenizer=base.tokenizer,
+        memory=memory if memory is not None else copy.deepcopy(base.memory), action_mode="text",
+        context_budget=base.context_budget, max_turns=base.max_turns, max_turn_tokens=base.max_turn_tokens,
+        reward=base.reward_name, format_penalty=base.format_penalty, truncation_reward=base.truncation_reward,
+        instructions=base.instructions, env_config=base.env_config,
+    )
+
+
+def memory_token_mask(tokenizer: Any, ids: Sequence[int]) -> list[bool]:
+    """Which generated tokens belong to the turn's last ``<mem> … </mem>`` block (tags included).
+
+    Token i covers the characters ``[len(decode(ids[:i])), len(decode(ids[:i+1])))``; a token
+    is a memory token when that span overlaps the block (the parser keeps the last block).
+    """
+    ids = list(ids)
+    text = tokenizer.decode(ids)
+    start = text.rfind("<mem>")
+    end = text.find("</mem>", start + 1) if start >= 0 else -1
+    if start < 0 or end < 0:
+        return [False] * len(ids)
+    end += len("</mem>")
+    mask, prev = [], 0
+    for i in range(len(ids)):
+        cur = len(tokenizer.decode(ids[: i + 1]))
+        mask.append(prev < end and cur > start and cur > prev)
+        prev = cur
+    return mask
+
+
+def run_episodes(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    slots: Sequence[tuple[MemoryEnv, int]],
+    temperature: float,
+    groups: Sequence[int] | None = None,
+    generator: torch.Generator | None = None,
+) -> list[Trajectory]:
+    """Play one episode in every ``(env, task_index)`` slot, generating all live turns together."""
+    stop = StopChecker(tokenizer)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    trajs: list[Trajectory] = []
+    obs: list[dict[str, Any]] = []
+    for k, (env, task_index) in enumerate(slots):
+        o, _ = env.reset(options={"task_index": task_index})
+        task = env.task
+        assert task is not None
+        trajs.append(Trajectory(group=groups[k] if groups else k, task_id=task.id, golds=task.golds,
+                                prompt=env.context, turns=[], records=[], metrics={}))
+        obs.append(o)
+    live = list(range(len(slots)))
+    while live:
+        contexts = [list(tokenizer.encode(obs[k]["context"], add_special_tokens=False)) for k in live]
+        budgets = [
+            max(0, min(slots[k][0].max_turn_tokens, slots[k][0].context_budget - len(c)))
+            for k, c in zip(live, contexts)
+        ]
+        gen, logp = sample_batch(model, contexts, budgets, stop, pad, temperature, generator)
+        still = []
+        for k, ctx, g, lp in zip(live, contexts, gen, logp):
+            env = slots[k][0]
+            text = tokenizer.decode(g, skip_special_tokens=True)
+            parsed = parse_turn(text)
+            trajs[k].turns.append(Turn(ctx, g, lp, memory_token_mask(tokenizer, g), parsed.mem))
+            o, _r, terminated, truncated, info = env.step(text)
+            if terminated or truncated:
+                trajs[k].metrics = dict(info["metrics"])
+                trajs[k].records = env.turns
+            else:
+                obs[k] = o
+                still.append(k)
+        live = still
+    return trajs
+
+
+# =============================================================================================
+# 3. Trajectory reward and advantage
+# =============================================================================================
+def trajectory_reward(metrics: dict[str, Any], metric: str = "f1", format_penalty: float = 0.0) -> float:
+    """R^T: answer correctness (``em`` or ``f1``) of a well-formed, answered episode.
+
+    An episode with a malformed turn or without an answer gets ``-format_penalty`` (0 by
+    default), so format validity is part of the reward.
+    """
+    valid = bool(metrics.get("answered")) and int(metrics.get("malformed_turns", 0)) == 0
+    return float(metrics.get(metric, 0.0)) if valid else -float(format_penalty)
+
+
+def group_normalize(values: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """(x - mean) / std over one group (sample std, as in GRPO implementations).
+
+    Guarded: a group of one, or a group whose values are all equal (std < eps), gets 0
+    advantage instead of dividing by ~0.
+    """
+    values = values.float()
+    if values.numel() < 2:
+        return torch.zeros_like(values)
+    std = values.std(unbiased=True)
+    if std < eps:
+        return torch.zeros_like(values)
+    return (values - values.mean()) / std
+
+
+def trajectory_advantages(rewards: Sequence[float], groups: Sequence[int]) -> torch.Tensor:
+    """A^T_i = (R^T_i - mean_group R^T) / std_group R^T, applied to every generated token of o_i."""
+    rewards_t = torch.tensor(list(rewards), dtype=torch.float32)
+    groups_t = torch.tensor(list(groups))
+    adv = torch.zeros_like(rewards_t)
+    for g in groups_t.unique():
+        sel = groups_t == g
+        adv[sel] = group_normalize(rewards_t[sel])
+    return adv
+
+
+# =============================================================================================
+# 4. Memory reward (Eq. 4-5) and memory advantage
+# =============================================================================================
+@torch.no_grad()
+def answer_probability(
+    model: torch.nn.Module,
+    prefixes: Sequence[Sequence[int]],
+    targets: Sequence[Sequence[int]],
+    max_tokens_per_batch: int = 8192,
+) -> torch.Tensor:
+    """P(answer | prefix) = exp( (1/|a|) Σ_j log p(a_j | prefix, a_<j) ): the geometric mean
+    of the policy's token probabilities of the gold answer (Eq. 5). Forward passes only."""
+    device = next(model.parameters()).device
+    out = torch.zeros(len(prefixes))
+    order = sorted(range(len(prefixes)), key=lambda i: len(prefixes[i]) + len(targets[i]))
+    start = 0
+    while start < len(order):
+        width, end = 0, start
+        while end < len(order):
+            w = max(width, len(prefixes[order[end]]) + len(targets[order[end]]))
+            if end > start and w * (end - start + 1) > max_tokens_per_batch:
+                break
+            width, end = w, end + 1
+        chunk = order[start:end]
+        ids = torch.zeros((len(chunk), width), dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        tmask = torch.zeros((len(chunk), width), dtype=torch.bool)
+        for r, i in enumerate(chunk):
+            seq = list(prefixes[i]) + list(targets[i])
+            ids[r, : len(seq)] = torch.tensor(seq)
+            mask[r, : len(seq)] = 1
+            tmask[r, len(prefixes[i]): len(seq)] = True
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().cpu()
+        logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+        tm = tmask[:, 1:].float()
+        mean_logp = (logp * tm).sum(-1) / tm.sum(-1).clamp(min=1)
+        out[torch.tensor(chunk)] = mean_logp.exp()
+        start = end
+    return out
+
+
+def gold_answer_text(golds: Sequence[Sequence[str]]) -> str:
+    """The gold answer the memory must support: first alias per objective, ``a1; a2; …``."""
+    return "; ".join(g[0] for g in golds)
+
+
+def memory_reward_inputs(
+    traj: Trajectory, tokenizer: Any
+) -> list[tuple[int, list[int], list[int], list[int]]]:
+    """For each turn t that wrote a ``<mem>``: (t, ids of q+mem_t, ids of q+history_<t, answer ids).
+
+    ``q + mem_t`` = prompt + ``<mem>mem_t</mem>`` + ``<answer>``;
+    ``q + history_<t`` = prompt + every turn before t with its information (the full
+    context the memory replaces) + ``<answer>``. The target is ``gold </answer>``.
+    """
+    enc = lambda s: list(tokenizer.encode(s, add_special_tokens=False))  # noqa: E731
+    answer = enc(" " + gold_answer_text(traj.golds) + " </answer>")
+    rows = []
+    full = FullContext()
+    for t, turn in enumerate(traj.turns):
+        if turn.mem is None:
+            continue
+        with_mem = enc(traj.prompt + f"<mem>{turn.mem}</mem>\n<answer>")
+        history = enc(full.build(traj.prompt, traj.records[:t]) + "<answer>")
+        rows.append((t, with_mem, history, answer))
+    return rows
+
+
+def memory_rewards(
+    model: torch.nn.Module, trajs: Sequence[Trajectory], tokenizer: Any, max_tokens_per_batch: int = 8192
+) -> list[dict[int, float]]:
+    """R^M_t = P(answer | q, mem_t) - P(answer | q, history_<t)   (Eq. 4).
+
+    The second term is the baseline: a memory is rewarded for how much more (or less) it
+    makes the gold answer likely than the full history it summarises.
+    """
+    rows = [(i, *r) for i, tr in enumerate(trajs) for r in memory_reward_inputs(tr, tokenizer)]
+    result: list[dict[int, float]] = [{} for _ in trajs]
+    if not rows:
+        return result
+    prefixes = [r[2] for r in rows] + [r[3] for r in rows]
+    targets = [r[4] for r in rows] * 2
+    probs = answer_probability(model, prefixes, targets, max_tokens_per_batch)
+    n = len(rows)
+    for j, (i, t, *_rest) in enumerate(rows):
+        result[i][t] = float(probs[j] - probs[n + j])
+    return result
+
+
+def memory_advantages(
+    rewards: Sequence[dict[int, float]], groups: Sequence[int], norm: str = "turn"
+) -> list[dict[int, float]]:
+    """A^M_{i,t}: R^M normalised within the group (Eq. 5).
+
+    ``norm="turn"`` (default): over the group members that wrote a memory at the same turn
+    index t, so early and late memories (which differ in how much they must hold) are not
+    compared. ``norm="group"``: over all memories written in the group.
+    """
+    adv: list[dict[int, float]] = [{} for _ in rewards]
+    for g in sorted(set(groups)):
+        members = [i for i, gi in enumerate(groups) if gi == g]
+        if norm == "turn":
+            keys = sorted({t for i in members for t in rewards[i]})
+            buckets = [[(i, t) for i in members if t in rewards[i]] for t in keys]
+        else:
+            buckets = [[(i, t) for i in members for t in sorted(rewards[i])]]
+        for bucket in buckets:
+            if not bucket:
+                continue
+            normed = group_normalize(torch.tensor([rewards[i][t] for i, t in bucket]))
+            for (i, t), a in zip(bucket, normed.tolist()):
+                adv[i][t] = a
+    return adv
+
+
+# =============================================================================================
+# 5. Combined token advantage (Eq. 9)
+# =============================================================================================
+def token_advantages(
+    turn: Turn, traj_adv: float, mem_adv: float | None, memory_weight: float
+) -> torch.Tensor:
+    """A_tok = A^T + w·A^M_t for tokens inside turn t's ``<mem>`` block, A^T for the others."""
+    adv = torch.full((len(turn.generated_ids),), float(traj_adv))
+    if mem_adv is not None and memory_weight != 0.0:
+        adv[torch.tensor(turn.mem_mask, dtype=torch.bool)] += memory_weight * float(mem_adv)
+    return adv
+
+
+# =============================================================================================
+# 6. Clipped surrogate with KL to the reference policy (Eq. 10)
+# =============================================================================================
+@dataclass
+class TrainSequence:
+    """One turn ready for the loss: ids, loss mask (generated tokens only) and per-token terms."""
+
+    input_ids: list[int]
+    loss_mask: list[bool]  # False on env-inserted context tokens
+    old_logprobs: list[float]  # per generated token
+    advantages: list[float]  # per generated token
+    weight: float  # 1 / (G · |o_i|): per-trajectory length normalisation
+
+
+def build_sequences(
+    trajs: Sequence[Trajectory],
+    traj_adv: torch.Tensor,
+    mem_adv: Sequence[dict[int, float]] | None,
+    memory_weight: float,
+) -> list[TrainSequence]:
+    """Turn every turn of every trajectory into a :class:`TrainSequence` (Eq. 9 advantages)."""
+    seqs = []
+    G = len(trajs)
+    for i, tr in enumerate(trajs):
+        n_gen = sum(len(t.generated_ids) for t in tr.turns)
+        if n_gen == 0:
+            continue
+        for t, turn in enumerate(tr.turns):
+            if not turn.generated_ids:
+                continue
+            a_m = mem_adv[i].get(t) if mem_adv is not None else None
+            adv = token_advantages(turn, float(traj_adv[i]), a_m, memory_weight)
+            seqs.append(TrainSequence(
+                input_ids=turn.context_ids + turn.generated_ids,
+                loss_mask=[False] * len(turn.context_ids) + [True] * len(turn.generated_ids),
+                old_logprobs=list(turn.old_logprobs), advantages=adv.tolist(), weight=1.0 / (G * n_gen),
+            ))
+    return seqs
+
+
+def sequence_logprobs(
+    model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
+    """log π(x_j | x_<j) for j = 1..L-1 (right-padded batch); shape ``(B, L-1)``."""
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()
+    return torch.log_softmax(logits / temperature, dim=-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+
+
+def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """Per-token KL(π || π_ref) with Schulman's k3 estimator: r - log r - 1, r = π_ref/π.
+
+    Unbiased under samples from π and always >= 0.
+    """
+    log_ratio = ref_logp - logp
+    return torch.exp(log_ratio) - log_ratio - 1.0
+
+
+def clipped_surrogate(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, clip_eps: float) -> torch.Tensor:
+    """Per-token min(ρ·A, clip(ρ, 1-ε, 1+ε)·A), ρ = π/π_old."""
+    ratio = torch.exp(logp - old_logp)
+    return torch.minimum(ratio * adv, torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * adv)
+
+
+def mempo_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    ref_logp: torch.Tensor | None,
+    adv: torch.Tensor,
+    mask: torch.Tensor,
+    weight: torch.Tensor,
+    clip_eps: float,
+    kl_beta: float,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Eq. 10 (to minimise):
+
+        L = -(1/G) Σ_i (1/|o_i|) Σ_{tokens j of o_i} [ min(ρ_j A_j, clip(ρ_j) A_j) - β·KL_j ]
+
+    All tensors are ``(B, L)`` over token positions; ``mask`` selects generated tokens
+    (env-inserted tokens never receive loss) and ``weight`` (B,) holds 1/(G·|o_i|) of each
+    sequence's trajectory, so the sum over all mini-batches is the full objective.
+    """
+    mask_f = mask.float()
+    surr = clipped_surrogate(logp, old_logp, adv, clip_eps)
+    per_token = -surr
+    kl = torch.zeros_like(logp)
+    if ref_logp is not None and kl_beta > 0:
+        kl = kl_k3(logp, ref_logp)
+        per_token = per_token + kl_beta * kl
+    w = weight[:, None] * mask_f
+    loss = (per_token * w).sum()
+    with torch.no_grad():
+        ratio = torch.exp(logp - old_logp)
+        clipped = ((ratio - 1.0).abs() > clip_eps).float()
+        n = mask_f.sum().clamp(min=1)
+        stats = {
+            "kl": float((kl * mask_f).sum() / n),
+            "clip_frac": float((clipped * mask_f).sum() / n),
+            "tokens": float(mask_f.sum()),
+        }
+    return loss, stats
+
+
+def pad_sequences(seqs: Sequence[TrainSequence], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad a minibatch; per-token tensors are aligned to positions 1..L-1 (the targets)."""
+    width = max(len(s.input_ids) for s in seqs)
+    B = len(seqs)
+    ids = torch.full((B, width), pad_id, dtype=torch.long)
+    attn = torch.zeros((B, width), dtype=torch.long)
+    mask = torch.zeros((B, width - 1), dtype=torch.bool)
+    old = torch.zeros((B, width - 1))
+    adv = torch.zeros((B, width - 1))
+    for r, s in enumerate(seqs):
+        L = len(s.input_ids)
+        ids[r, :L] = torch.tensor(s.input_ids)
+        attn[r, :L] = 1
+        gen = torch.tensor(s.loss_mask[1:], dtype=torch.bool)
+        mask[r, : L - 1] = gen
+        pos = torch.nonzero(gen).squeeze(-1)
+        old[r, pos] = torch.tensor(s.old_logprobs)
+        adv[r, pos] = torch.tensor(s.advantages)
+    weight = torch.tensor([s.weight for s in seqs])
+    return {"input_ids": ids, "attention_mask": attn, "mask": mask, "old_logp": old, "adv": adv, "weight": weight}
+
+
+def minibatches(seqs: Sequence[TrainSequence], max_tokens: int) -> list[list[TrainSequence]]:
+    """Length-sorted minibatches of at most ``max_tokens`` padded tokens (one sequence minimum)."""
+    ordered = sorted(seqs, key=lambda s: len(s.input_ids))
+    out: list[list[TrainSequence]] = []
+    cur: list[TrainSequence] = []
+    for s in ordered:
+        if cur and len(s.input_ids) * (len(cur) + 1) > max_tokens:
+            out.append(cur)
+            cur = []
+        cur.append(s)
+    if cur:
+        out.append(cur)
+    return out
+
+
+# =============================================================================================
+# 7. The training loop
+# =============================================================================================
+@dataclass
+class TaskRef:
+    """Where a task lives: source env index and task index in that env."""
+
+    source: int
+    index: int
+    objectives: int
+
+
+def task_refs(envs: Sequence[Any]) -> list[TaskRef]:
+    return [
+        TaskRef(s, i, t.num_objectives)
+        for s, env in enumerate(envs) for i, t in enumerate((env.unwrapped if hasattr(env, "unwrapped") else env).tasks)
+    ]
+
+
+def allowed_objectives(schedule: Sequence[Sequence[Any]], step: int) -> set[int] | None:
+    """The curriculum: the ``k`` list of the last schedule entry whose first step <= ``step``."""
+    chosen = None
+    for first, ks in sorted(schedule, key=lambda e: int(e[0])):
+        if step >= int(first):
+            chosen = {int(k) for k in ks}
+    return chosen
+
+
+def rl_step(
+    policy: torch.nn.Module,
+    ref_policy: torch.nn.Module | None,
+    optimizer: torch.optim.Optimizer,
+    accelerator: Any,
+    tokenizer: Any,
+    slots: Sequence[tuple[MemoryEnv, int]],
+    groups: Sequence[int],
+    cfg: Any,
+    generator: torch.Generator | None = None,
+    scheduler: Any = None,
+) -> dict[str, float]:
+    """Rollouts → rewards → advantages (Eq. 4-9) → ``ppo_epochs`` updates of Eq. 10. Returns stats."""
+    unwrapped = accelerator.unwrap_model(policy)
+    unwrapped.eval()
+    trajs = run_episodes(unwrapped, tokenizer, slots, cfg.temperature, groups, generator)
+    for tr in trajs:
+        tr.reward = trajectory_reward(tr.metrics, cfg.reward_metric, cfg.format_penalty)
+    a_traj = trajectory_advantages([t.reward for t in trajs], groups)
+    r_mem = memory_rewards(unwrapped, trajs, tokenizer, cfg.minibatch_tokens)
+    a_mem = memory_advantages(r_mem, groups, cfg.memory_norm) if cfg.use_memory_reward else None
+    seqs = build_sequences(trajs, a_traj, a_mem, cfg.memory_weight if cfg.use_memory_reward else 0.0)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    batches = [pad_sequences(mb, pad) for mb in minibatches(seqs, cfg.minibatch_tokens)]
+    device = accelerator.device
+    if ref_policy is not None and cfg.kl_beta > 0:
+        with torch.no_grad():
+            for b in batches:
+                b["ref_logp"] = sequence_logprobs(
+                    ref_policy, b["input_ids"].to(device), b["attention_mask"].to(device), cfg.temperature
+                ).cpu()
+    policy.train()
+    stats_sum: dict[str, float] = {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "grad_norm": 0.0}
+    for _epoch in range(cfg.ppo_epochs):
+        optimizer.zero_grad(set_to_none=True)
+        total_tokens = 0.0
+        for b in batches:
+            with accelerator.autocast():
+                logp = sequence_logprobs(policy, b["input_ids"].to(device), b["attention_mask"].to(device), cfg.temperature)
+            loss, st = mempo_loss(
+                logp, b["old_logp"].to(device), b["ref_logp"].to(device) if "ref_logp" in b else None,
+                b["adv"].to(device), b["mask"].to(device), b["weight"].to(device), cfg.clip_eps, cfg.kl_beta,
+            )
+            accelerator.backward(loss)
+            stats_sum["loss"] += float(loss.detach()) / cfg.ppo_epochs
+            stats_sum["kl"] += st["kl"] * st["tokens"] / cfg.ppo_epochs
+            stats_sum["clip_frac"] += st["clip_frac"] * st["tokens"] / cfg.ppo_epochs
+            total_tokens += st["tokens"]
+        if batches:
+            norm = accelerator.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+            stats_sum["grad_norm"] += float(norm) / cfg.ppo_epochs
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+    n_tok = max(1.0, sum(len(s.advantages) for s in seqs))
+    mem_values = [v for d in r_mem for v in d.values()]
+    rewards = [t.reward for t in trajs]
+    return {
+        "reward": float(np.mean(rewards)) if rewards else 0.0,
+        "f1": float(np.mean([t.metrics.get("f1", 0.0) for t in trajs])),
+        "em": float(np.mean([t.metrics.get("em", 0.0) for t in trajs])),
+        "tokens_total": float(np.mean([t.metrics.get("tokens_total", 0) for t in trajs])),
+        "tokens_peak": float(np.mean([t.metrics.get("tokens_peak", 0) for t in trajs])),
+        "tokens_generated": float(np.mean([t.metrics.get("tokens_generated", 0) for t in trajs])),
+        "turns": float(np.mean([len(t.turns) for t in trajs])),
+        "memory_reward": float(np.mean(mem_values)) if mem_values else 0.0,
+        "loss": stats_sum["loss"],
+        "kl": stats_sum["kl"] / n_tok,
+        "clip_frac": stats_sum["clip_frac"] / n_tok,
+        "grad_norm": stats_sum["grad_norm"],
+        "train_tokens": n_tok,
+    }
+
+
+def evaluate(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    envs: Sequence[Any],
+    refs: Sequence[TaskRef],
+    memory_factory: Callable[[], ContextManager] = SelfMemory,
+    batch_size: int = 32,
+) -> list[dict[str, Any]]:
+    """Greedy episodes on ``refs``; returns each episode's ``info["metrics"]`` plus ``objectives``."""
+    model.eval()
+    results: list[dict[str, Any]] = []
+    for start in range(0, len(refs), batch_size):
+        chunk = refs[start:start + batch_size]
+        slots = [(clone_env(envs[r.source], memory_factory()), r.index) for r in chunk]
+        for r, tr in zip(chunk, run_episodes(model, tokenizer, slots, temperature=0.0)):
+            results.append({**tr.metrics, "objectives": r.objectives, "task_id": tr.task_id})
+    return results
+
+
+def summarize(results: Sequence[dict[str, Any]]) -> dict[str, float]:
+    keys = ("f1", "em", "tokens_total", "tokens_peak", "tokens_generated", "turns")
+    return {k: float(np.mean([r.get(k, 0.0) for r in results])) if results else 0.0 for k in keys} | {"n": float(len(results))}
+
+
+def sample_slots(
+    envs: Sequence[Any], refs: Sequence[TaskRef], cfg: Any, rng: random.Random, step: int
+) -> tuple[list[tuple[MemoryEnv, int]], list[int]]:
+    """``tasks_per_step`` tasks (curriculum-filtered), each repeated ``group_size`` times."""
+    allowed = allowed_objectives(cfg.objectives_schedule, step)
+    pool = [r for r in refs if allowed is None or r.objectives in allowed]
+    if not pool:
+        raise ValueError(f"no training task has a number of objectives in {sorted(allowed or [])} at step {step}")
+    chosen = rng.sample(pool, min(cfg.tasks_per_step, len(pool)))
+    slots, groups = [], []
+    for g, r in enumerate(chosen):
+        for _ in range(cfg.group_size):
+            slots.append((clone_env(envs[r.source], SelfMemory()), r.index))
+            groups.append(g)
+    return slots, groups
+
+
+def train_rl(
+    cfg: Any,
+    policy: torch.nn.Module,
+    tokenizer: Any,
+    envs: Sequence[Any],
+    eval_envs: Sequence[Any] = (),
+    log: Callable[[int, dict[str, float]], None] | None = None,
+    checkpoint: Callable[[int, torch.nn.Module, torch.optim.Optimizer], None] | None = None,
+    start_step: int = 0,
+    optimizer_state: dict[str, Any] | None = None,
+) -> torch.nn.Module:
+    """GRPO (``cfg.stage == "grpo"``) or MemPO (``"mempo"``) for ``cfg.steps`` updates."""
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision)
+    ref_policy = None
+    if cfg.kl_beta > 0:
+        ref_policy = copy.deepcopy(policy).to(accelerator.device).eval()
+        for p in ref_policy.parameters():
+            p.requires_grad_(False)
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
+    warm = max(1, cfg.warmup_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm))
+    policy, optimizer = accelerator.prepare(policy, optimizer)
+    seed = cfg.seed + 1000 * accelerator.process_index
+    generator = torch.Generator().manual_seed(seed + start_step)
+    refs = task_refs(envs)
+    for step in range(start_step, cfg.steps):
+        rng = random.Random(seed * 1_000_003 + step)  # per-step draws: a resumed run draws the same tasks
+        slots, groups = sample_slots(envs, refs, cfg, rng, step)
+        stats = rl_step(policy, ref_policy, optimizer, accelerator, tokenizer, slots, groups, cfg, generator, scheduler)
+        stats["lr"] = scheduler.get_last_lr()[0]
+        if cfg.eval_every and eval_envs and (step + 1) % cfg.eval_every == 0:
+            eval_refs = task_refs(eval_envs)[: cfg.eval_tasks]
+            summ = summarize(evaluate(accelerator.unwrap_model(policy), tokenizer, eval_envs, eval_refs))
+            stats.update({f"eval_{k}": v for k, v in summ.items()})
+        if log is not None and accelerator.is_main_process:
+            log(step + 1, stats)
+        if checkpoint is not None and accelerator.is_main_process and (
+            (cfg.save_every and (step + 1) % cfg.save_every == 0) or step + 1 == cfg.steps
+        ):
+            checkpoint(step + 1, accelerator.unwrap_model(policy), optimizer)
+    return accelerator.unwrap_model(policy)

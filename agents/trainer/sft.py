@@ -1,0 +1,172 @@
+"""SFT cold start: behaviour cloning on correct demonstrations, loss on agent-written tokens only.
+
+1. :func:`collect_demonstrations` plays a demonstrator agent (any :class:`mempo_gym.Agent`,
+   e.g. the reference ``OracleAgent`` or :class:`~mempo_agents.trainer.oracle.CompactOracleAgent`)
+   in the env, keeps episodes whose answer is fully correct (EM = 1), and turns every kept
+   turn into ``(context ids, output ids)``. A demonstrator may inject deliberate mistakes
+   (e.g. a garbled search) and report them through an ``excluded_turns(slot) -> set[int]``
+   method: those turns are not targets, but the turn after them (which recovers from the
+   failure) is, so the policy learns to retry, never to make the mistake.
+2. :func:`sft_train` minimises the mean NLL of output tokens (context tokens are masked),
+   AdamW with linear warm-up and cosine decay, length-bucketed batches of ~``batch_tokens``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from mempo_gym.agent import Agent
+
+
+@dataclass(frozen=True)
+class Demonstration:
+    """One turn to imitate: the context the env showed and the tokens the agent wrote."""
+
+    context_ids: tuple[int, ...]
+    output_ids: tuple[int, ...]
+
+
+def collect_demonstrations(
+    agent: Agent,
+    envs: Sequence[Any],
+    refs: Sequence[Any],
+    tokenizer: Any,
+    batch: int = 64,
+) -> tuple[list[Demonstration], dict[str, float]]:
+    """Run ``agent`` on every task ref (``.source``, ``.index``) and keep correct episodes' turns."""
+    from mempo_agents.trainer.mempo import clone_env
+
+    demos: list[Demonstration] = []
+    kept = episodes = 0
+    enc = lambda s: tuple(tokenizer.encode(s, add_special_tokens=False))  # noqa: E731
+    for start in range(0, len(refs), batch):
+        chunk = refs[start:start + batch]
+        slots = []
+        for slot, ref in enumerate(chunk):
+            env = clone_env(envs[ref.source])
+            obs, info = env.reset(options={"task_index": ref.index})
+            assert env.task is not None
+            agent.reset(env.task, slot)
+            slots.append([env, obs, info, False, None])
+        while not all(s[3] for s in slots):
+            live = [i for i, s in enumerate(slots) if not s[3]]
+            texts = agent.act_batch([slots[i][1] for i in live], [slots[i][2] for i in live], live)
+            for i, text in zip(live, texts):
+                obs, _r, term, trunc, info = slots[i][0].step(text)
+                slots[i][1], slots[i][2] = obs, info
+                if term or trunc:
+                    slots[i][3], slots[i][4] = True, info
+        for slot, s in enumerate(slots):
+            episodes += 1
+            excluded = agent.excluded_turns(slot) if hasattr(agent, "excluded_turns") else set()
+            info = s[4]
+            if not info or float(info["metrics"].get("em", 0.0)) < 1.0 or info["metrics"].get("malformed_turns", 0):
+                continue
+            kept += 1
+            for turn in info["transcript"]:
+                if turn["turn"] in excluded:
+                    continue
+                demos.append(Demonstration(enc(turn["context"]), enc(turn["output"])))
+    return demos, {"episodes": float(episodes), "kept": float(kept), "turns": float(len(demos))}
+
+
+def token_batches(demos: Sequence[Demonstration], batch_tokens: int, rng: random.Random) -> list[list[Demonstration]]:
+    """Shuffle, then group by length into batches of at most ``batch_tokens`` padded tokens."""
+    order = list(demos)
+    rng.shuffle(order)
+    # sort within windows of 64 batches' worth so padding stays small but order stays random
+    window = max(1, 64 * batch_tokens // max(1, max(len(d.context_ids) + len(d.output_ids) for d in order)))
+    out: list[list[Demonstration]] = []
+    for w in range(0, len(order), window):
+        part = sorted(order[w:w + window], key=lambda d: len(d.context_ids) + len(d.output_ids))
+        cur: list[Demonstration] = []
+        for d in part:
+            n = len(d.context_ids) + len(d.output_ids)
+            if cur and n * (len(cur) + 1) > batch_tokens:
+                out.append(cur)
+                cur = []
+            cur.append(d)
+        if cur:
+            out.append(cur)
+    rng.shuffle(out)
+    return out
+
+
+def sft_loss(model: torch.nn.Module, batch: Sequence[Demonstration], pad_id: int, device: Any) -> tuple[torch.Tensor, int]:
+    """Mean NLL over output tokens; context tokens (prompt, memory shown, information) get no loss."""
+    width = max(len(d.context_ids) + len(d.output_ids) for d in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(batch), width), dtype=torch.long)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    for r, d in enumerate(batch):
+        seq = list(d.context_ids) + list(d.output_ids)
+        ids[r, : len(seq)] = torch.tensor(seq)
+        attn[r, : len(seq)] = 1
+        labels[r, len(d.context_ids): len(seq)] = torch.tensor(d.output_ids)
+    logits = model(input_ids=ids.to(device), attention_mask=attn.to(device)).logits[:, :-1].float()
+    target = labels[:, 1:].to(device)
+    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1), ignore_index=-100)
+    return loss, int((target != -100).sum())
+
+
+def sft_train(
+    model: torch.nn.Module,
+    demos: Sequence[Demonstration],
+    pad_id: int,
+    epochs: float = 1.0,
+    batch_tokens: int = 4096,
+    lr: float = 2e-3,
+    weight_decay: float = 0.01,
+    warmup_frac: float = 0.05,
+    mixed_precision: str = "no",
+    seed: int = 0,
+    log: Callable[[int, dict[str, float]], None] | None = None,
+    log_every: int = 20,
+    time_limit_s: float | None = None,
+) -> torch.nn.Module:
+    """Behaviour cloning for ``epochs`` passes (fractional allowed) or until ``time_limit_s``."""
+    import time
+
+    from accelerate import Accelerator
+
+    if not demos:
+        raise ValueError("no demonstrations to train on: the demonstrator solved no episode")
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision)
+    rng = random.Random(seed)
+    batches: list[list[Demonstration]] = []
+    while len(batches) < max(1, math.ceil(epochs * len(token_batches(demos, batch_tokens, random.Random(seed))))):
+        batches += token_batches(demos, batch_tokens, rng)
+    total = max(1, math.ceil(epochs * len(token_batches(demos, batch_tokens, random.Random(seed)))))
+    batches = batches[:total]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
+    warm = max(1, int(warmup_frac * total))
+    schedule = lambda s: min((s + 1) / warm, 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))  # noqa: E731
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    model.train()
+    started = time.perf_counter()
+    run_loss = run_tok = 0.0
+    for step, batch in enumerate(batches, 1):
+        with accelerator.autocast():
+            loss, ntok = sft_loss(model, batch, pad_id, accelerator.device)
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        run_loss += float(loss.detach()) * ntok
+        run_tok += ntok
+        elapsed = time.perf_counter() - started
+        if log is not None and (step % log_every == 0 or step == total):
+            log(step, {"sft_loss": run_loss / max(1.0, run_tok), "lr": scheduler.get_last_lr()[0],
+                       "tokens_per_s": run_tok / max(1e-9, elapsed), "elapsed_s": elapsed})
+        if time_limit_s is not None and elapsed > time_limit_s:
+            break
+    model.eval()
+    return accelerator.unwrap_model(model)

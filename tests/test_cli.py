@@ -1,0 +1,49 @@
+"""The mempo-gym command line: argument handling and clear errors (the commands' behaviour
+is tested with their Python APIs in test_harness/test_report/test_leaderboard)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _harness_envs as h  # noqa: E402
+
+from mempo_gym.cli import CliError, main, parse_assignments  # noqa: E402
+from mempo_gym.harness import read_episodes  # noqa: E402
+
+
+def test_eval_in_process_with_kwargs_and_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    code = main(["eval", "--env", h.ENV_ID, "--agent", "_harness_envs:make_searcher", "--model", "unused",
+                 "--episodes", "3", "--seed", "1", "--out", str(out), "--env-kwarg", "max_turns=3",
+                 "--agent-option", "delay=0", "--no-progress"])
+    assert code == 0 and f"run folder: {out}" in capsys.readouterr().out
+    assert len(read_episodes(out / "episodes.jsonl").records) == 3
+    assert main(["eval", "--env", h.ENV_ID, "--agent", "_harness_envs:make_searcher", "--episodes", "3",
+                 "--out", str(out), "--no-progress"]) == 1
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_errors_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "--env", h.ENV_ID, "--agent", "no-such-agent", "--episodes", "1",
+                 "--out", str(tmp_path / "x")]) == 1
+    assert "No agent named 'no-such-agent'" in capsys.readouterr().err
+    assert main(["eval", "--env", h.ENV_ID, "--agent", "_harness_envs:nothing", "--episodes", "1",
+                 "--out", str(tmp_path / "x")]) == 1
+    assert "has no callable 'nothing'" in capsys.readouterr().err
+    assert main(["eval", "--env", "MemPO-NoSuchEnv-v0", "--agent", "_harness_envs:make_searcher",
+                 "--episodes", "1", "--out", str(tmp_path / "y")]) == 1
+    assert "cannot make environment 'MemPO-NoSuchEnv-v0'" in capsys.readouterr().err
+    assert main(["data", "download", "no-such-dataset", "--data-dir", str(tmp_path)]) == 1
+    assert "unknown dataset 'no-such-dataset'" in capsys.readouterr().err
+    with pytest.raises(CliError, match="key=value"):
+        parse_assignments(["novalue"], "--env-kwarg")
+
+
+def test_data_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data", "list", "--data-dir", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert f"data directory: {tmp_path}" in printed and "hotpotqa" in printed and "missing" in printed
