@@ -65,7 +65,7 @@ def overhead(memory: str, turns: int = 2000) -> dict[str, float]:
 
 
 def token_cost(objectives: int, memory: str, episodes: int) -> dict[str, float]:
-    from mempo_agents.controls import OracleAgent
+    from mempo_agents import OracleAgent
 
     env_id = "MemPO-SynthWiki-v0" if objectives == 1 else f"MemPO-SynthWiki-{objectives}obj-v0"
     env = gym.make(env_id, memory=memory, num_tasks=max(episodes, 10), context_budget=32768).unwrapped

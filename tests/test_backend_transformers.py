@@ -119,6 +119,21 @@ def test_damaged_cache_is_rebuilt(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".model-")]  # no temp dirs left
 
 
+def test_local_checkpoint_folder_loads(tmp_path: Path) -> None:
+    """Any local checkpoint folder works (here: the cached embedded model plus its tokenizer)."""
+    from mempo_agents.backends.base import BackendError
+    from mempo_agents.backends.embedded_model import EMBEDDED_MODEL_NAME
+    from mempo_agents.backends.transformers_backend import TransformersBackend
+    from mempo_gym.paths import cache_dir
+
+    folder = cache_dir("models") / EMBEDDED_MODEL_NAME
+    with pytest.raises(BackendError, match="tokenizer"):
+        TransformersBackend(str(folder))  # the cached checkpoint holds no tokenizer
+    local = TransformersBackend(str(folder), tokenizer=str(cache_dir("tokenizers") / EMBEDDED_MODEL_NAME))
+    assert local.describe()["model"] == str(folder) and local.chat_template is True
+    assert "<|im_start|>user\nhello" in local.format_prompt("hello")
+
+
 def test_bad_model_path_is_a_clear_error(tmp_path: Path) -> None:
     from mempo_agents.backends.base import BackendError
     from mempo_agents.backends.transformers_backend import TransformersBackend

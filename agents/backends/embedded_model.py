@@ -54,7 +54,7 @@ def _convert_gguf(gguf: Path) -> Any:
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     # The weights are already de-quantized to float32; drop the GGUF quantizer so the
     # model saves and reloads as a plain checkpoint.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     return model

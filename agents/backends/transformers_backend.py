@@ -111,10 +111,16 @@ class TransformersBackend:
                 )
             self.model_name = str(path)
             self.model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True)
-            self.tokenizer = (
-                load_hf_tokenizer(tokenizer) if tokenizer is not None
-                else AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-            )
+            if tokenizer is not None:
+                self.tokenizer = load_hf_tokenizer(tokenizer)
+            else:
+                try:
+                    self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+                except Exception as err:
+                    raise BackendError(
+                        f"no usable tokenizer in {str(path)!r} ({type(err).__name__}); save one there "
+                        "with tokenizer.save_pretrained(folder) or pass tokenizer=<folder or object>"
+                    ) from err
         else:
             if tokenizer is None:
                 raise TypeError("pass tokenizer=... together with a model object")
