@@ -57,10 +57,11 @@ def recall_at_k(
 
 
 def build_retrievers(
-    docs: list[Document], which: Sequence[str], cache_dir: str | None, title_weight: int
+    docs: list[Document], which: Sequence[str], cache_dir: str | None, title_weight: int | None
 ) -> dict[str, CorpusRetriever]:
     out: dict[str, CorpusRetriever] = {}
-    bm25 = BM25Retriever(docs, cache_dir=cache_dir, title_weight=title_weight)
+    options = {} if title_weight is None else {"title_weight": title_weight}
+    bm25 = BM25Retriever(docs, cache_dir=cache_dir, **options)
     if "bm25" in which:
         out["bm25"] = bm25
     if "dense" in which or "hybrid" in which:
@@ -83,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         choices=["bm25", "dense", "hybrid"])
     parser.add_argument("--ks", nargs="+", type=int, default=[1, 2, 5, 10])
     parser.add_argument("--limit", type=int, default=None, help="max questions per dataset")
-    parser.add_argument("--title-weight", type=int, default=1, help="BM25 title_weight")
+    parser.add_argument("--title-weight", type=int, default=None,
+                        help="BM25 title_weight (default: the retriever's default)")
     parser.add_argument("--cache-dir", default=None, help="index cache folder (default: user cache)")
     args = parser.parse_args(argv)
 

@@ -11,6 +11,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# Tests keep every cache (converted tokenizer and model, indexes) inside the checkout,
+# reused between runs and never written to the user's own cache.
+os.environ.setdefault("MEMPO_GYM_CACHE", str(Path(__file__).resolve().parents[1] / ".cache" / "tests"))
+
 from mempo_gym.paths import cache_root  # noqa: E402
 
 os.environ.setdefault("HF_HOME", str(cache_root() / "hf"))

@@ -87,10 +87,13 @@ def embedder() -> SentenceEmbedder:
 
 
 @pytest.fixture(scope="module")
-def dense(embedder: SentenceEmbedder, tmp_path_factory: pytest.TempPathFactory) -> DenseRetriever:
-    return DenseRetriever(
-        CORPUS, embedder=embedder, cache_dir=tmp_path_factory.mktemp("cache"), show_progress=False
-    )
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def dense(embedder: SentenceEmbedder, shared_cache: Path) -> DenseRetriever:
+    return DenseRetriever(CORPUS, embedder=embedder, cache_dir=shared_cache, show_progress=False)
 
 
 def test_default_embedder_is_minilm(embedder: SentenceEmbedder) -> None:
@@ -156,11 +159,15 @@ def test_dense_cache_reuses_embeddings_and_rebuilds_corruption(
     assert again.embeddings_from_cache and not again.index_from_cache
 
 
-def test_dense_index_types_agree_on_small_corpus(embedder: SentenceEmbedder, dense: DenseRetriever) -> None:
+def test_dense_index_types_agree_on_small_corpus(
+    embedder: SentenceEmbedder, dense: DenseRetriever, shared_cache: Path
+) -> None:
     for index_type in ("ivf", "hnsw"):
         approx = DenseRetriever(
-            CORPUS, embedder=embedder, index_type=index_type, cache=False, show_progress=False
+            CORPUS, embedder=embedder, index_type=index_type, cache_dir=shared_cache,
+            show_progress=False,
         )
+        assert approx.embeddings_from_cache  # only the faiss structure is new
         for query in PARAPHRASES:
             assert approx.search(query, 1)[0].doc == dense.search(query, 1)[0].doc
         assert approx.describe()["index_type"] == index_type

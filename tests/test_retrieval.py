@@ -251,6 +251,13 @@ def test_default_cache_dir_honours_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert default_cache_dir() == tmp_path / "mempo_gym" / "indexes"
     assert IndexCache().root == tmp_path / "mempo_gym" / "indexes"
+    # Default cache="auto": small corpora are not written to the user cache unless
+    # cache=True (or an explicit cache_dir) asks for it.
+    small = [Document("a", "Alpha", "text")]
+    assert not BM25Retriever(small).loaded_from_cache
+    assert not (tmp_path / "mempo_gym" / "indexes").exists()
+    BM25Retriever(small, cache=True)
+    assert BM25Retriever(small, cache=True).loaded_from_cache
     monkeypatch.delenv("XDG_CACHE_HOME")
     assert default_cache_dir() == Path.home() / ".cache" / "mempo_gym" / "indexes"
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import bm25s
 import numpy as np
@@ -39,6 +39,9 @@ from mempo_gym.retrieval.lexical import (
 logger = logging.getLogger(__name__)
 
 BM25_METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
+#: With ``cache="auto"`` only corpora at least this large are cached on disk
+#: (10k documents index in well under a second).
+AUTO_CACHE_MIN_DOCS = 10_000
 _LEXICAL_VERSION = 1  # bump when lexical tokenisation changes (invalidates caches)
 
 
@@ -100,7 +103,9 @@ class BM25Retriever(CorpusRetriever):
         stopwords: ``"en"`` drops Lucene's 33 English stopwords from index and query,
             ``None`` keeps every word.
         cache: ``True`` to reuse/store the index in the on-disk cache, ``False`` to
-            always build in memory, or an :class:`IndexCache`.
+            always build in memory, ``"auto"`` (default) to cache when ``cache_dir`` is
+            given or the corpus has at least :data:`AUTO_CACHE_MIN_DOCS` documents,
+            or an :class:`IndexCache`.
         cache_dir: cache folder (default ``$XDG_CACHE_HOME/mempo_gym/indexes``).
         title_weight: how many times the title's tokens are indexed before the text
             (1 = once; the default 2 boosts title matches).
@@ -116,7 +121,7 @@ class BM25Retriever(CorpusRetriever):
         method: str = "lucene",
         stopwords: StopwordSetting = "en",
         title_weight: int = 2,
-        cache: bool | IndexCache = True,
+        cache: bool | Literal["auto"] | IndexCache = "auto",
         cache_dir: str | os.PathLike[str] | None = None,
         show_progress: bool = False,
     ) -> None:
@@ -130,7 +135,7 @@ class BM25Retriever(CorpusRetriever):
         self.title_weight = title_weight
         self.show_progress = show_progress
         self.corpus_hash = corpus_fingerprint(self.documents)
-        self._cache = resolve_cache(cache, cache_dir)
+        self._cache = resolve_cache(cache, cache_dir, len(self.documents), AUTO_CACHE_MIN_DOCS)
         settings = self.index_settings()
         self.cache_key = cache_key(self.corpus_hash, settings)
         self.index, self.loaded_from_cache = load_or_build(

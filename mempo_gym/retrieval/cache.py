@@ -248,13 +248,23 @@ def load_or_build(
 
 
 def resolve_cache(
-    cache: bool | IndexCache, cache_dir: str | os.PathLike[str] | None
+    cache: bool | str | IndexCache,
+    cache_dir: str | os.PathLike[str] | None,
+    num_docs: int = 0,
+    auto_min_docs: int = 0,
 ) -> IndexCache | None:
-    """Turn the retrievers' ``cache=`` / ``cache_dir=`` arguments into an IndexCache."""
+    """Turn the retrievers' ``cache=`` / ``cache_dir=`` arguments into an IndexCache.
+
+    ``cache="auto"`` caches when ``cache_dir`` is given or the corpus has at least
+    ``auto_min_docs`` documents (small indexes rebuild faster than they are worth
+    keeping in the user cache).
+    """
     if isinstance(cache, IndexCache):
         return cache
+    if cache == "auto":
+        cache = cache_dir is not None or num_docs >= auto_min_docs
     if cache is True:
         return IndexCache(cache_dir)
     if cache is False:
         return None
-    raise TypeError(f"cache must be True, False or an IndexCache, got {cache!r}")
+    raise TypeError(f"cache must be True, False, 'auto' or an IndexCache, got {cache!r}")

@@ -176,7 +176,7 @@ class DenseRetriever(CorpusRetriever):
             a local model folder, or ``None`` for the bundled all-MiniLM-L6-v2.
         index_type, nlist, nprobe, hnsw_m, ef_construction, ef_search: see :class:`VectorIndex`.
         cache, cache_dir: on-disk cache of embeddings and ivf/hnsw indexes
-            (see :class:`~mempo_gym.retrieval.bm25.BM25Retriever`).
+            (``True``/``"auto"``: always cache, ``False``: never, or an :class:`IndexCache`).
         show_progress: tqdm progress bar while embedding the corpus.
     """
 
@@ -191,7 +191,7 @@ class DenseRetriever(CorpusRetriever):
         hnsw_m: int = 32,
         ef_construction: int = 80,
         ef_search: int = 64,
-        cache: bool | IndexCache = True,
+        cache: bool | Literal["auto"] | IndexCache = True,
         cache_dir: str | os.PathLike[str] | None = None,
         show_progress: bool = True,
     ) -> None:

@@ -11,7 +11,7 @@ retrievers must index the same corpus (checked by content fingerprint).
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 from mempo_gym.records import Document
 from mempo_gym.retrieval.base import CorpusRetriever
@@ -80,13 +80,17 @@ class HybridRetriever(CorpusRetriever):
         cls,
         documents: Sequence[Document],
         *,
-        cache: bool | IndexCache = True,
+        cache: bool | Literal["auto"] | IndexCache = "auto",
         cache_dir: str | os.PathLike[str] | None = None,
         bm25_options: dict[str, Any] | None = None,
         dense_options: dict[str, Any] | None = None,
         **fusion_options: Any,
     ) -> "HybridRetriever":
-        """Build both component retrievers on ``documents`` and fuse them."""
+        """Build both component retrievers on ``documents`` and fuse them.
+
+        ``cache="auto"`` follows each retriever's rule (BM25: large corpora only;
+        dense: always, since embedding is the slow part).
+        """
         bm25 = BM25Retriever(documents, cache=cache, cache_dir=cache_dir, **(bm25_options or {}))
         dense = DenseRetriever(documents, cache=cache, cache_dir=cache_dir, **(dense_options or {}))
         return cls(bm25, dense, **fusion_options)
