@@ -21,15 +21,21 @@ from mempo_gym.agent import make_agent
 from mempo_gym.harness import evaluate
 from mempo_gym.leaderboard import build_leaderboard, score_submission, submit_run, write_result
 
-DEFAULT_AGENTS = "oracle,closed-book,random,mempo,full-context"
+DEFAULT_AGENTS = "oracle,closed-book,random"
+DEFAULT_LLM_AGENTS = "mempo,full-context"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="leaderboard_build")
     parser.add_argument("--env", default="MemPO-SynthWiki-v0")
-    parser.add_argument("--agents", default=DEFAULT_AGENTS, help="comma-separated registered agent names")
-    parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--agents", default=DEFAULT_AGENTS, help="comma-separated registered control agents")
+    parser.add_argument("--llm-agents", default=DEFAULT_LLM_AGENTS,
+                        help="comma-separated LLM agents (embedded SmolLM2 unless --model); '' for none")
+    parser.add_argument("--model", help="model path or URL for the LLM agents")
+    parser.add_argument("--episodes", type=int, default=20, help="episodes of each control agent")
+    parser.add_argument("--llm-episodes", type=int, default=2, help="episodes of each LLM agent (slow on CPU)")
+    parser.add_argument("--max-new-tokens", type=int, default=64, help="LLM agents' tokens per turn")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--num-tasks", type=int, default=50, help="SynthWiki tasks in the env (small setting)")
@@ -38,15 +44,18 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     results = out / "results"
     built = 0
-    for name in [a.strip() for a in args.agents.split(",") if a.strip()]:
+    plan = [(a.strip(), {}, args.episodes) for a in args.agents.split(",") if a.strip()]
+    llm_options = {"max_new_tokens": args.max_new_tokens, **({"model": args.model} if args.model else {})}
+    plan += [(a.strip(), llm_options, args.llm_episodes) for a in args.llm_agents.split(",") if a.strip()]
+    for name, options, episodes in plan:
         try:
-            agent = make_agent(name)
+            agent = make_agent(name, **options)
         except Exception as exc:  # an agent whose model or package is absent here is skipped, not fatal
             print(f"{name:14s} skipped: {type(exc).__name__}: {exc}", file=sys.stderr)
             continue
         run = out / "runs" / name
         started = time.perf_counter()
-        frame = evaluate(args.env, agent, episodes=args.episodes, seed=args.seed, out=run,
+        frame = evaluate(args.env, agent, episodes=episodes, seed=args.seed, out=run,
                          batch_size=args.batch_size, resume=run.exists(), env_kwargs={"num_tasks": args.num_tasks},
                          progress=False)
         run_s = time.perf_counter() - started

@@ -29,9 +29,11 @@ from mempo_gym.envs.registration import register_envs, registered_ids  # noqa: E
 
 register_envs()
 
+from mempo_gym.harness import evaluate  # noqa: E402
+
 __all__ = [
     "Agent", "ContextManager", "Document", "ExternalMemory", "FullContext", "MemoryEnv",
     "ParsedTurn", "Question", "SearchTool", "SelfMemory", "SlidingWindow", "Task",
     "TokenMeter", "TurnRecord", "__version__", "make_agent", "parse_turn", "registered_agents",
-    "register_envs", "registered_ids",
+    "evaluate", "register_envs", "registered_ids",
 ]

@@ -396,3 +396,18 @@ def _table_rows(document: str) -> list[list[str]]:
     parser = Rows()
     parser.feed(document)
     return parser.rows
+
+
+def test_reference_oracle_on_synthwiki_is_accepted_with_perfect_score(tmp_path: Path) -> None:
+    pytest.importorskip("mempo_agents.registry", reason="mempo_agents (reference agents) is not installed")
+    from mempo_gym.agent import make_agent
+
+    env_id = "MemPO-SynthWiki-2obj-v0"
+    run = tmp_path / "oracle"
+    frame = evaluate(env_id, make_agent("oracle"), episodes=4, seed=0, out=run, batch_size=2,
+                     env_kwargs={"num_tasks": 12}, progress=False)
+    assert frame["f1"].tolist() == [1.0] * 4
+    result = score_submission(submit_run(run, name="Oracle", contact="c@x"))
+    env = result["envs"][env_id]
+    assert (env["n"], env["f1"], env["kwargs"]["num_tasks"]) == (4, 1.0, 12)
+    assert env["tokens_total"] == pytest.approx(frame["tokens_total"].mean())

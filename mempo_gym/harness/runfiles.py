@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
+
+logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
 EPISODES_FILE = "episodes.jsonl"
@@ -74,6 +77,7 @@ def write_json_atomic(path: Path, value: Any) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp creates 0600; run files are meant to be shared
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(value, fh, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
             fh.write("\n")
@@ -142,6 +146,9 @@ def repair_torn_tail(path: Path | str) -> EpisodeFile:
     """Cut a torn last line off ``episodes.jsonl`` (fsync-ed) and return the good records."""
     parsed = read_episodes(path)
     if parsed.torn_tail:
+        size = Path(path).stat().st_size
+        logger.warning("%s: dropping a torn last line (%d bytes) left by an interrupted run",
+                       path, size - parsed.good_bytes)
         with open(path, "r+b") as fh:
             fh.truncate(parsed.good_bytes)
             fh.flush()

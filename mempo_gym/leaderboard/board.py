@@ -11,6 +11,7 @@ import base64
 import html
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -19,6 +20,16 @@ from mempo_gym.plots import plot_frontier
 
 BOARD_COLUMNS = ["env", "rank", "name", "agent", "n", "f1", "f1_lo", "f1_hi", "em", "tokens_total",
                  "tokens_peak", "tokens_generated", "turns", "settings"]
+
+
+def short_settings(kwargs: dict[str, Any], width: int = 40) -> str:
+    """Env kwargs as compact JSON, long strings (instructions) cut to ``width`` characters.
+
+    >>> short_settings({"num_tasks": 50, "instructions": "x" * 100}, width=8)
+    '{"instructions": "xxxxxxx…", "num_tasks": 50}'
+    """
+    shown = {k: (v[: width - 1] + "…" if isinstance(v, str) and len(v) > width else v) for k, v in kwargs.items()}
+    return json.dumps(shown, sort_keys=True, ensure_ascii=False)
 
 
 def load_results(results_dir: str | Path) -> pd.DataFrame:
@@ -37,7 +48,7 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
                 "n": env["n"], "f1": env["f1"], "f1_lo": env["f1_lo"], "f1_hi": env["f1_hi"], "em": env["em"],
                 "tokens_total": env["tokens_total"], "tokens_peak": env["tokens_peak"],
                 "tokens_generated": env["tokens_generated"], "turns": env["turns"],
-                "settings": json.dumps(env.get("kwargs", {}), sort_keys=True), "file": path.name,
+                "settings": short_settings(env.get("kwargs", {})), "file": path.name,
             })
     return pd.DataFrame(rows, columns=[c for c in BOARD_COLUMNS if c != "rank"] + ["file"])
 
