@@ -40,7 +40,7 @@ from gymnasium import spaces
 
 from mempo_gym.core.context import ContextManager, SelfMemory, TurnRecord
 from mempo_gym.core.meter import TokenMeter
-from mempo_gym.core.protocol import STOP_STRINGS, ParsedTurn, find_stop, parse_turn
+from mempo_gym.core.protocol import ParsedTurn, StopDetector, find_stop, parse_turn
 from mempo_gym.core.spaces import UnicodeText
 from mempo_gym.core.tools import SearchTool, ToolFatalError
 from mempo_gym.metrics import score_answer
@@ -57,7 +57,6 @@ MALFORMED_FEEDBACK = (
     "<search> query </search> or <answer> answer </answer>."
 )
 _SURROGATES = re.compile("[\ud800-\udfff]")
-_TAIL_TOKENS = 16  # a stop string (9 ASCII chars) always fits in the last 16 tokens
 
 
 class MemoryEnv(gym.Env):
@@ -137,7 +136,7 @@ class MemoryEnv(gym.Env):
         self.eos_token_id: int | None = self.tokenizer.eos_token_id
         pad = self.tokenizer.pad_token_id
         self.pad_token_id = int(pad if pad is not None else (self.eos_token_id or 0))
-        self._may_close_cache: dict[int, bool] = {}
+        self._stop = StopDetector(self.tokenizer)
 
         budget_box = spaces.Box(0, self.context_budget, shape=(1,), dtype=np.int64)
         counters = {
@@ -237,22 +236,13 @@ class MemoryEnv(gym.Env):
             text = text[: self.max_turn_tokens * 64]
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
-    def _may_close(self, token: int) -> bool:
-        hit = self._may_close_cache.get(token)
-        if hit is None:
-            hit = ">" in self.tokenizer.decode([token])
-            self._may_close_cache[token] = hit
-        return hit
-
     def _push_token(self, token: int) -> str | None:
         """Append one generated token; return why the turn ended, or ``None``."""
         self._turn_ids.append(token)
-        if self.eos_token_id is not None and token == self.eos_token_id:
+        if self._stop.is_eos(token):
             return "eos"
-        if self._may_close(token):
-            tail = self.tokenizer.decode(self._turn_ids[-_TAIL_TOKENS:])
-            if any(s in tail for s in STOP_STRINGS):
-                return "stop"
+        if self._stop.completes_stop(self._turn_ids):
+            return "stop"
         if len(self._turn_ids) >= self.max_turn_tokens:
             return "max_turn_tokens"
         if len(self._context_ids) + len(self._turn_ids) >= self.context_budget:

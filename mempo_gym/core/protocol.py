@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, Sequence
 
 TAG_NAMES: tuple[str, ...] = ("mem", "think", "search", "answer", "information")
 STOP_STRINGS: tuple[str, ...] = ("</search>", "</answer>")
@@ -61,6 +61,44 @@ class ParsedTurn:
     @property
     def well_formed(self) -> bool:
         return self.malformed is None
+
+
+class StopDetector:
+    """Decides, token by token, when a generated turn is over (rule 1, plus EOS).
+
+    Only a token whose text contains ``>`` can complete a stop string, so the tail is
+    decoded only after such a token (the answer per token id is cached). The environment
+    and samplers (e.g. the trainer's) share this so they end turns at the same token.
+
+    Args:
+        tokenizer: anything with ``decode(ids)`` and ``eos_token_id``.
+    """
+
+    TAIL_TOKENS = 16  # a stop string (9 ASCII characters) always fits in the last 16 tokens
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.eos_token_id: int | None = getattr(tokenizer, "eos_token_id", None)
+        self._may_close: dict[int, bool] = {}
+
+    def is_eos(self, token: int) -> bool:
+        return self.eos_token_id is not None and token == self.eos_token_id
+
+    def completes_stop(self, ids: Sequence[int]) -> bool:
+        """Whether the last token of ``ids`` completes ``</search>`` or ``</answer>``."""
+        last = int(ids[-1])
+        hit = self._may_close.get(last)
+        if hit is None:
+            hit = ">" in self.tokenizer.decode([last])
+            self._may_close[last] = hit
+        if not hit:
+            return False
+        tail = self.tokenizer.decode([int(i) for i in ids[-self.TAIL_TOKENS:]])
+        return any(s in tail for s in STOP_STRINGS)
+
+    def __call__(self, ids: Sequence[int]) -> bool:
+        """Whether the turn ``ids`` ends at its last token (EOS or a completed stop string)."""
+        return self.is_eos(int(ids[-1])) or self.completes_stop(ids)
 
 
 def find_stop(text: str) -> int:
