@@ -54,6 +54,8 @@ class LLMAgent(Agent):
         top_p: nucleus sampling mass.
         seed: base seed; call ``n`` of this agent uses ``seed + n``.
         stop: stop strings (default ``</search>``, ``</answer>``).
+        checkpoint_env: env settings the model was trained with (tokenizer, task
+            distribution), merged into :meth:`env_kwargs`.
     """
 
     name = "llm"
@@ -69,6 +71,7 @@ class LLMAgent(Agent):
         top_p: float = 1.0,
         seed: int = 0,
         stop: Sequence[str] = DEFAULT_STOP,
+        checkpoint_env: Mapping[str, Any] | None = None,
     ) -> None:
         if not callable(getattr(backend, "generate", None)):
             raise TypeError(f"backend must have a generate(prompts, ...) method, got {type(backend).__name__}")
@@ -83,11 +86,16 @@ class LLMAgent(Agent):
         self.top_p = float(top_p)
         self.seed = int(seed)
         self.stop = tuple(stop)
+        self.checkpoint_env = dict(checkpoint_env or {})
         self._calls = 0
         self._usage: dict[int, dict[str, int]] = defaultdict(dict)
 
     def env_kwargs(self) -> dict[str, Any]:
-        return {"memory": self.memory, "instructions": INSTRUCTIONS[self.instructions], "action_mode": "text"}
+        """The method's memory and instructions, plus the settings its checkpoint was trained with."""
+        return {
+            **self.checkpoint_env,
+            "memory": self.memory, "instructions": INSTRUCTIONS[self.instructions], "action_mode": "text",
+        }
 
     def reset(self, task: Task, slot: int = 0) -> None:
         self._usage[slot] = {}
@@ -136,6 +144,7 @@ class LLMAgent(Agent):
             "temperature": self.temperature,
             "top_p": self.top_p,
             "seed": self.seed,
+            "checkpoint_env": self.checkpoint_env,
             "backend": describe() if callable(describe) else type(self.backend).__name__,
         }
 

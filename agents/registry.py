@@ -19,7 +19,9 @@ them, to the backend (``dtype``, ``chat_template``, ``endpoint``, ``api_key_env`
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 from mempo_gym.agent import Agent
@@ -30,8 +32,48 @@ _AGENT_OPTIONS = {"temperature", "top_p", "max_new_tokens", "seed", "stop", "ins
 _URL = re.compile(r"^https?://")
 
 
+CHECKPOINTS_DIR = Path(__file__).resolve().parent / "checkpoints"
+CHECKPOINT_ENV_FILE = "mempo_env.json"
+
+
+def resolve_model(model: Any) -> Any:
+    """A packaged checkpoint name (a folder of ``agents/checkpoints/``) becomes its path.
+
+    >>> resolve_model("http://localhost:8000/v1")
+    'http://localhost:8000/v1'
+    """
+    if isinstance(model, str) and not _URL.match(model) and "/" not in model:
+        folder = CHECKPOINTS_DIR / model
+        if (folder / "config.json").is_file():
+            return str(folder)
+    return model
+
+
+def checkpoint_env_kwargs(model: Any) -> dict[str, Any]:
+    """Env settings a local checkpoint was trained with (its ``mempo_env.json``), paths made absolute.
+
+    A checkpoint trained on a particular tokenizer or task distribution (e.g. the tiny
+    SynthWiki model) records them so agents built on it ask the env for the same.
+    """
+    if not isinstance(model, (str, Path)) or _URL.match(str(model)):
+        return {}
+    path = Path(model) / CHECKPOINT_ENV_FILE
+    if not path.is_file():
+        return {}
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); fix or delete it") from None
+    if not isinstance(settings, dict):
+        raise ValueError(f"{path} must hold a JSON object of gym.make keyword arguments")
+    if isinstance(settings.get("tokenizer"), str):
+        settings["tokenizer"] = str((Path(model) / settings["tokenizer"]).resolve())
+    return settings
+
+
 def make_backend(model: Any = None, **backend_options: Any) -> Backend:
     """A backend for ``model`` (see module doc)."""
+    model = resolve_model(model)
     if isinstance(model, str) and _URL.match(model):
         from mempo_agents.backends.openai_backend import OpenAIBackend
 
@@ -54,7 +96,7 @@ def _llm_agent(cls: type, model: Any, backend: Backend | None, options: dict[str
         backend = make_backend(model, **backend_options)
     elif backend_options:
         raise TypeError(f"backend options {sorted(backend_options)} cannot be combined with backend=...")
-    return cls(backend, **agent_options)
+    return cls(backend, checkpoint_env=checkpoint_env_kwargs(resolve_model(model)), **agent_options)
 
 
 def make_mempo_agent(model: Any = None, *, backend: Backend | None = None, **options: Any) -> Agent:
