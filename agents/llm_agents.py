@@ -91,10 +91,10 @@ class LLMAgent(Agent):
         self._usage: dict[int, dict[str, int]] = defaultdict(dict)
 
     def env_kwargs(self) -> dict[str, Any]:
-        """The method's memory and instructions, plus the settings its checkpoint was trained with."""
+        """The method's memory and instructions; the settings its checkpoint was trained with win."""
         return {
-            **self.checkpoint_env,
             "memory": self.memory, "instructions": INSTRUCTIONS[self.instructions], "action_mode": "text",
+            **self.checkpoint_env,
         }
 
     def reset(self, task: Task, slot: int = 0) -> None:

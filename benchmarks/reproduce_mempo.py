@@ -12,7 +12,8 @@ Design (after /work/shared/notes/tiny-model-feasibility.md):
 * instructions: none (the context is the question block + memory + information only);
 * SFT demonstrations: :class:`CompactOracleAgent` (compact ``i : X`` / ``i = A`` memory,
   no ``<think>``), with decoy searches whose *recovery* turn is trained; correct episodes only;
-* curriculum over k in SFT (k=1,2 first, then all) and RL on k in {2, 4}.
+* curriculum over k in SFT (k<=2 first, then all) and RL on k in {1, 2} (`--rl-ks`);
+* `--sft-from DIR` reuses a finished SFT checkpoint (RL + evaluation only).
 
 Usage::
 
@@ -54,20 +55,8 @@ from mempo_agents.trainer.sft import collect_demonstrations, sft_train  # noqa: 
 from mempo_agents.trainer.word_tokenizer import build_word_tokenizer, vocabulary_from_texts  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-NO_RESULTS = "No results."
-
-
-class TitleSearchTool:
-    """Exact-title lookup in one world: the document text, or ``No results.``."""
-
-    def __init__(self, documents: Sequence[Document]) -> None:
-        self._by_title = {d.title: d.text for d in documents}
-
-    def search(self, query: str) -> str:
-        return self._by_title.get(" ".join(query.split()), NO_RESULTS)
-
-    def describe(self) -> Mapping[str, Any]:
-        return {"name": "exact-title", "documents": len(self._by_title)}
+from mempo_gym.retrieval.search_tool import NO_RESULTS  # noqa: E402
+from mempo_gym.retrieval.title_lookup import TitleLookupTool  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -85,6 +74,7 @@ class Preset:
     rl_minutes: float
     group_size: int
     tasks_per_step: int
+    sft_batch_tokens: int = 1024
     eval_ks: tuple[int, ...] = (1, 2, 4, 8)
 
 
@@ -92,9 +82,9 @@ PRESETS = {
     "smoke": Preset(train_worlds=6, test_worlds=2, entities=60, tasks_per_k={1: 10, 2: 6, 4: 3, 8: 1},
                     test_tasks_per_k=4, layers=2, hidden=64, sft_epochs=1.0, sft_minutes=0.5,
                     rl_steps=2, rl_minutes=0.5, group_size=4, tasks_per_step=2),
-    "full": Preset(train_worlds=120, test_worlds=8, entities=100, tasks_per_k={1: 16, 2: 10, 4: 6, 8: 2},
-                   test_tasks_per_k=48, layers=4, hidden=256, sft_epochs=6.0, sft_minutes=16.0,
-                   rl_steps=60, rl_minutes=6.5, group_size=8, tasks_per_step=4),
+    "full": Preset(train_worlds=150, test_worlds=8, entities=100, tasks_per_k={1: 12, 2: 8, 4: 5, 8: 1},
+                   test_tasks_per_k=32, layers=4, hidden=128, sft_epochs=8.0, sft_minutes=20.0,
+                   rl_steps=60, rl_minutes=5.0, group_size=8, tasks_per_step=2),
 }
 POOL_SIZE = 300
 MAX_TURNS = 20  # 2 hops x 8 objectives + answer + room for retries
@@ -104,10 +94,15 @@ ENV_KW = dict(context_budget=1024, max_turns=MAX_TURNS, max_turn_tokens=48, rewa
 def make_tokenizer(folder: Path) -> Any:
     cfg = SynthWikiConfig(name_style="pool", pool_size=POOL_SIZE)
     extra = [render_questions(["a", "b"]), render_questions(["a"]), NO_RESULTS, MALFORMED_FEEDBACK,
+             "1 = A | 2 : B ; C",  # the compact memory's and the answer's separators
              "the turn ended without </search> or </answer> the answer was empty the search query was empty "
              "the turn was empty is nested inside close each block before opening the next appears without "
              "a matching is never closed only the environment writes do not write it yourself"]
-    return build_word_tokenizer(synthwiki_vocabulary(cfg) + vocabulary_from_texts(extra), save_dir=folder)
+    tok = build_word_tokenizer(synthwiki_vocabulary(cfg) + vocabulary_from_texts(extra), save_dir=folder)
+    for needed in ("=", "|", ":", ";", "<mem>", "</answer>"):
+        if tok.convert_tokens_to_ids(needed) == tok.unk_token_id:
+            raise RuntimeError(f"the tokenizer lacks {needed!r}, which the oracle's memory format uses")
+    return tok
 
 
 def make_world_envs(split: str, worlds: int, entities: int, tasks_per_k: Mapping[int, int], tokenizer: Any,
@@ -123,7 +118,7 @@ def make_world_envs(split: str, worlds: int, entities: int, tasks_per_k: Mapping
         for k, n in tasks_per_k.items():
             if n:
                 tasks += generate_tasks(world, replace(base, objectives=k, num_tasks=n, task_seed=k))
-        envs.append(MemoryEnv(tasks, TitleSearchTool(world.documents), tokenizer=tokenizer, memory=SelfMemory(),
+        envs.append(MemoryEnv(tasks, TitleLookupTool(world.documents), tokenizer=tokenizer, memory=SelfMemory(),
                               **ENV_KW))
         titles = {d.title for d in world.documents}
         decoys[world.world_id] = [p for p in pool if p not in titles]
@@ -135,7 +130,7 @@ def make_model(tokenizer: Any, layers: int, hidden: int, seed: int) -> Any:
 
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=3 * hidden,
-                      num_hidden_layers=layers, num_attention_heads=max(1, hidden // 64), num_key_value_heads=max(1, hidden // 64),
+                      num_hidden_layers=layers, num_attention_heads=max(1, hidden // 32), num_key_value_heads=max(1, hidden // 32),
                       max_position_embeddings=1024, tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id,
                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
     return LlamaForCausalLM(cfg)
@@ -169,10 +164,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="smoke")
     parser.add_argument("--work-dir", default="/tmp/mempo-repro")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1 is far faster than 2 when other jobs share the 2 cores)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--lr-rl", type=float, default=5e-5)
+    parser.add_argument("--lr-rl", type=float, default=2e-4)
     parser.add_argument("--kl-beta", type=float, default=0.01)
+    parser.add_argument("--sft-from", default="",
+                        help="skip SFT: start RL from this saved SFT checkpoint (a previous run's <work-dir>/<preset>/sft)")
+    parser.add_argument("--rl-ks", default="1,2", help="numbers of objectives drawn in RL (comma-separated)")
+    parser.add_argument("--rl-minutes", type=float, default=0.0, help="override the preset's RL minutes per stage")
     parser.add_argument("--publish", action="store_true",
                         help="write benchmarks/results/mempo_reproduction.md, the PNG and the checkpoint into the repo")
     args = parser.parse_args(argv)
@@ -180,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = PRESETS[args.preset]
     work = Path(args.work_dir) / args.preset
     work.mkdir(parents=True, exist_ok=True)
+    for old in work.glob("*_log.csv"):
+        old.unlink()  # StepLogger appends to existing logs (resume); a new run starts clean
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     random.seed(args.seed)
@@ -190,42 +192,59 @@ def main(argv: Sequence[str] | None = None) -> int:
     refs_test = eval_refs(test_envs, p.eval_ks, p.test_tasks_per_k)
     print(f"vocab={len(tokenizer)} train tasks={sum(len(e.tasks) for e in train_envs)} test tasks={len(refs_test)}", flush=True)
 
+    if args.rl_minutes:
+        p = replace(p, rl_minutes=args.rl_minutes)
+    rl_ks = [int(k) for k in args.rl_ks.split(",")]
     # ---- SFT on compact oracle demonstrations (curriculum: k <= 2 first, then all k)
     t = time.perf_counter()
     oracle = CompactOracleAgent(mistake_rate=0.1, decoys=lambda task: train_decoys[task.meta["world"]], seed=args.seed)
     refs_train = task_refs(train_envs)
-    demos, demo_stats = collect_demonstrations(oracle, train_envs, refs_train, tokenizer)
-    demo_tokens = sum(len(d.context_ids) + len(d.output_ids) for d in demos)
-    print(f"demonstrations: {demo_stats} tokens={demo_tokens} ({time.perf_counter() - t:.1f}s)", flush=True)
-    timings["demos_s"] = time.perf_counter() - t
-    model = make_model(tokenizer, p.layers, p.hidden, args.seed)
-    n_params = sum(x.numel() for x in model.parameters())
-    print(f"model parameters: {n_params / 1e6:.2f}M", flush=True)
     base = make_model(tokenizer, p.layers, p.hidden, args.seed)  # the untrained base for the table
-    sft_log = StepLogger(work / "sft_log.csv")
-    t = time.perf_counter()
-    # curriculum: phase 1 on demonstrations from k <= 2 episodes (short prompts), phase 2 on all
-    short = [d for d in demos if d.context_ids.count(tokenizer.convert_tokens_to_ids("?")) <= 2]
-    model = sft_train(model, short, tokenizer.pad_token_id, epochs=max(0.5, p.sft_epochs / 4), batch_tokens=4096,
-                      lr=2e-3, mixed_precision="no", seed=args.seed, log=sft_log, time_limit_s=p.sft_minutes * 60 * 0.3)
-    model = sft_train(model, demos, tokenizer.pad_token_id, epochs=p.sft_epochs, batch_tokens=4096, lr=1e-3,
-                      mixed_precision="no", seed=args.seed + 1, log=lambda s, st: sft_log(s + 100000, st),
-                      time_limit_s=p.sft_minutes * 60 * 0.7)
-    timings["sft_s"] = time.perf_counter() - t
-    save_checkpoint(work / "sft", model, tokenizer, 0, {"preset": args.preset, "stage": "sft"})
+    n_params = sum(x.numel() for x in base.parameters())
+    print(f"model parameters: {n_params / 1e6:.2f}M", flush=True)
+    if args.sft_from:
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(args.sft_from).eval()
+        sft_state = json.loads((Path(args.sft_from) / "trainer_state.json").read_text())
+        demo_stats, demo_tokens = sft_state.get("demo_stats", {}), sft_state.get("demo_tokens", 0)
+        timings["sft_s"] = float(sft_state.get("sft_s", 0.0))
+        if (Path(args.sft_from).parent / "sft_log.csv").is_file() and Path(args.sft_from).parent != work:
+            import shutil
+
+            shutil.copy(Path(args.sft_from).parent / "sft_log.csv", work / "sft_log.csv")
+    else:
+        demos, demo_stats = collect_demonstrations(oracle, train_envs, refs_train, tokenizer)
+        demo_tokens = sum(len(d.context_ids) + len(d.output_ids) for d in demos)
+        print(f"demonstrations: {demo_stats} tokens={demo_tokens} ({time.perf_counter() - t:.1f}s)", flush=True)
+        timings["demos_s"] = time.perf_counter() - t
+        model = make_model(tokenizer, p.layers, p.hidden, args.seed)
+        sft_log = StepLogger(work / "sft_log.csv")
+        t = time.perf_counter()
+        # curriculum: phase 1 on demonstrations from k <= 2 episodes (short prompts), phase 2 on all
+        short = [d for d in demos if d.context_ids.count(tokenizer.convert_tokens_to_ids("?")) <= 2]
+        model = sft_train(model, short, tokenizer.pad_token_id, epochs=max(0.5, p.sft_epochs / 4), batch_tokens=p.sft_batch_tokens,
+                          lr=2e-3, mixed_precision="no", seed=args.seed, log=sft_log, time_limit_s=p.sft_minutes * 60 * 0.3)
+        model = sft_train(model, demos, tokenizer.pad_token_id, epochs=p.sft_epochs, batch_tokens=p.sft_batch_tokens, lr=1e-3,
+                          mixed_precision="no", seed=args.seed + 1, log=lambda s, st: sft_log(s + 100000, st),
+                          time_limit_s=p.sft_minutes * 60 * 0.7)
+        timings["sft_s"] = time.perf_counter() - t
+        save_checkpoint(work / "sft", model, tokenizer, 0, {"preset": args.preset, "stage": "sft"},
+                        extra={"demo_stats": demo_stats, "demo_tokens": demo_tokens, "sft_s": timings["sft_s"]})
+
 
     # ---- RL: GRPO (no memory term) and MemPO, both from the SFT model, same seeds and tasks
     from transformers import AutoModelForCausalLM
 
     rl_models: dict[str, Any] = {}
     for stage in ("grpo", "mempo"):
-        cfg = TrainerConfig(stage=stage, init_model=str(work / "sft"), group_size=p.group_size,
+        cfg = TrainerConfig(stage=stage, init_model=str(Path(args.sft_from) if args.sft_from else work / "sft"), group_size=p.group_size,
                             tasks_per_step=p.tasks_per_step, reward_metric="f1", memory_weight=1.0,
                             memory_norm="turn", clip_eps=0.2, kl_beta=args.kl_beta, lr=args.lr_rl,
                             warmup_steps=3, steps=p.rl_steps, minibatch_tokens=4096, seed=args.seed,
-                            objectives_schedule=[[0, [2, 4]]], output_dir=str(work / stage), save_every=0)
+                            objectives_schedule=[[0, rl_ks]], output_dir=str(work / stage), save_every=0)
         cfg.save(work / f"{stage}_config.yaml")
-        policy = AutoModelForCausalLM.from_pretrained(str(work / "sft"))
+        policy = AutoModelForCausalLM.from_pretrained(cfg.init_model)
         log = StepLogger(work / f"{stage}_log.csv")
         t = time.perf_counter()
         deadline = t + p.rl_minutes * 60
@@ -339,7 +358,7 @@ def publish(work: Path, plot: Path, rows: Any, summary: dict[str, Any], table: s
     md = [
         "# MemPO miniature reproduction (SynthWiki, CPU)",
         "",
-        f"Command: `{command}` (2 threads, torch {torch.__version__}); total {t['total_s'] / 60:.1f} min.",
+        f"Command: `{command}` ({torch.get_num_threads()} torch thread(s), torch {torch.__version__}); total {t['total_s'] / 60:.1f} min.",
         f"Model: Llama from scratch, {summary['params'] / 1e6:.2f}M parameters, word-level tokenizer of {summary['vocab']} tokens.",
         f"SFT demonstrations: {summary['demo_stats']}, {summary['demo_tokens']} tokens; SFT {t['sft_s'] / 60:.1f} min.",
         f"RL: GRPO {t['grpo_steps']:.0f} steps in {t['grpo_s'] / 60:.1f} min, MemPO {t['mempo_steps']:.0f} steps in {t['mempo_s'] / 60:.1f} min.",

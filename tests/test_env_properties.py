@@ -118,3 +118,12 @@ def test_synthwiki_supporting_titles_are_found_by_search():
                 total += 1
                 found += env.search_tool.search(title).startswith(f"Doc 1 (Title: {title})")
     assert found / total >= 0.97, f"{found}/{total} supporting titles ranked first"
+
+
+def test_synthwiki_title_search_returns_the_document_or_no_results():
+    env = gym.make("MemPO-SynthWiki-v0", num_tasks=5, search="title").unwrapped
+    title = env.tasks[0].questions[0].supporting_titles[0]
+    assert env.search_tool.search(f"  {title} ") == env.tasks[0].questions[0].supporting_texts[0]
+    assert env.search_tool.search("no such title") == "No results."
+    with pytest.raises(ValueError, match="search must be"):
+        gym.make("MemPO-SynthWiki-v0", num_tasks=5, search="google")

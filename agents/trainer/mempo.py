@@ -17,14 +17,12 @@ t = 0..T_i-1; |o_i| is its number of generated tokens over all turns.
 from __future__ import annotations
 
 import copy
-import math
 import random
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from mempo_gym.core.context import ContextManager, FullContext, SelfMemory, TurnRecord
 from mempo_gym.core.env import MemoryEnv
@@ -161,6 +159,7 @@ class Trajectory:
     records: list[TurnRecord]
     metrics: dict[str, Any]
     reward: float = 0.0  # R^T
+    transcript: list[dict[str, Any]] = field(default_factory=list)
 
 
 def clone_env(env: Any, memory: ContextManager | None = None) -> MemoryEnv:
@@ -236,6 +235,7 @@ def run_episodes(
             if terminated or truncated:
                 trajs[k].metrics = dict(info["metrics"])
                 trajs[k].records = env.turns
+                trajs[k].transcript = list(info["transcript"])
             else:
                 obs[k] = o
                 still.append(k)
@@ -577,6 +577,73 @@ def allowed_objectives(schedule: Sequence[Sequence[Any]], step: int) -> set[int]
     return chosen
 
 
+def collect_rollouts(
+    policy: torch.nn.Module,
+    tokenizer: Any,
+    slots: Sequence[tuple[MemoryEnv, int]],
+    groups: Sequence[int],
+    cfg: Any,
+    generator: torch.Generator | None = None,
+) -> tuple[list[Trajectory], list[TrainSequence], list[dict[int, float]]]:
+    """Rollouts → R^T, A^T → R^M (Eq. 4; always measured, for logging) → A^M (Eq. 5, MemPO
+    only) → per-token advantages (Eq. 9) as :class:`TrainSequence` s."""
+    policy.eval()
+    trajs = run_episodes(policy, tokenizer, slots, cfg.temperature, groups, generator)
+    for tr in trajs:
+        tr.reward = trajectory_reward(tr.metrics, cfg.reward_metric, cfg.format_penalty)
+    a_traj = trajectory_advantages([t.reward for t in trajs], groups)
+    r_mem = memory_rewards(policy, trajs, tokenizer, cfg.minibatch_tokens)
+    a_mem = memory_advantages(r_mem, groups, cfg.memory_norm) if cfg.use_memory_reward else None
+    seqs = build_sequences(trajs, a_traj, a_mem, cfg.memory_weight if cfg.use_memory_reward else 0.0)
+    return trajs, seqs, r_mem
+
+
+def update_policy(
+    policy: torch.nn.Module,
+    ref_policy: torch.nn.Module | None,
+    optimizer: torch.optim.Optimizer,
+    accelerator: Any,
+    seqs: Sequence[TrainSequence],
+    cfg: Any,
+    pad_id: int,
+    scheduler: Any = None,
+) -> dict[str, float]:
+    """``cfg.ppo_epochs`` optimizer steps of Eq. 10 on one batch (gradients accumulated over
+    token-bounded minibatches, so each step uses the whole batch)."""
+    batches = [pad_sequences(mb, pad_id) for mb in minibatches(seqs, cfg.minibatch_tokens)]
+    device = accelerator.device
+    if ref_policy is not None and cfg.kl_beta > 0:
+        with torch.no_grad():
+            for b in batches:
+                b["ref_logp"] = sequence_logprobs(
+                    ref_policy, b["input_ids"].to(device), b["attention_mask"].to(device), cfg.temperature
+                ).cpu()
+    policy.train()
+    stats = {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "grad_norm": 0.0}
+    n_tok = max(1.0, float(sum(len(s.advantages) for s in seqs)))
+    for _epoch in range(cfg.ppo_epochs):
+        optimizer.zero_grad(set_to_none=True)
+        for b in batches:
+            with accelerator.autocast():
+                logp = sequence_logprobs(policy, b["input_ids"].to(device), b["attention_mask"].to(device), cfg.temperature)
+            loss, st = mempo_loss(
+                logp, b["old_logp"].to(device), b["ref_logp"].to(device) if "ref_logp" in b else None,
+                b["adv"].to(device), b["mask"].to(device), b["weight"].to(device), cfg.clip_eps, cfg.kl_beta,
+            )
+            accelerator.backward(loss)
+            stats["loss"] += float(loss.detach()) / cfg.ppo_epochs
+            stats["kl"] += st["kl"] * st["tokens"] / (cfg.ppo_epochs * n_tok)
+            stats["clip_frac"] += st["clip_frac"] * st["tokens"] / (cfg.ppo_epochs * n_tok)
+        if batches:
+            norm = accelerator.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+            stats["grad_norm"] += float(norm) / cfg.ppo_epochs
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+    stats["train_tokens"] = n_tok
+    return stats
+
+
 def rl_step(
     policy: torch.nn.Module,
     ref_policy: torch.nn.Module | None,
@@ -589,65 +656,22 @@ def rl_step(
     generator: torch.Generator | None = None,
     scheduler: Any = None,
 ) -> dict[str, float]:
-    """Rollouts → rewards → advantages (Eq. 4-9) → ``ppo_epochs`` updates of Eq. 10. Returns stats."""
-    unwrapped = accelerator.unwrap_model(policy)
-    unwrapped.eval()
-    trajs = run_episodes(unwrapped, tokenizer, slots, cfg.temperature, groups, generator)
-    for tr in trajs:
-        tr.reward = trajectory_reward(tr.metrics, cfg.reward_metric, cfg.format_penalty)
-    a_traj = trajectory_advantages([t.reward for t in trajs], groups)
-    r_mem = memory_rewards(unwrapped, trajs, tokenizer, cfg.minibatch_tokens)
-    a_mem = memory_advantages(r_mem, groups, cfg.memory_norm) if cfg.use_memory_reward else None
-    seqs = build_sequences(trajs, a_traj, a_mem, cfg.memory_weight if cfg.use_memory_reward else 0.0)
+    """One RL update: :func:`collect_rollouts` then :func:`update_policy`. Returns step stats."""
+    trajs, seqs, r_mem = collect_rollouts(accelerator.unwrap_model(policy), tokenizer, slots, groups, cfg, generator)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    batches = [pad_sequences(mb, pad) for mb in minibatches(seqs, cfg.minibatch_tokens)]
-    device = accelerator.device
-    if ref_policy is not None and cfg.kl_beta > 0:
-        with torch.no_grad():
-            for b in batches:
-                b["ref_logp"] = sequence_logprobs(
-                    ref_policy, b["input_ids"].to(device), b["attention_mask"].to(device), cfg.temperature
-                ).cpu()
-    policy.train()
-    stats_sum: dict[str, float] = {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "grad_norm": 0.0}
-    for _epoch in range(cfg.ppo_epochs):
-        optimizer.zero_grad(set_to_none=True)
-        total_tokens = 0.0
-        for b in batches:
-            with accelerator.autocast():
-                logp = sequence_logprobs(policy, b["input_ids"].to(device), b["attention_mask"].to(device), cfg.temperature)
-            loss, st = mempo_loss(
-                logp, b["old_logp"].to(device), b["ref_logp"].to(device) if "ref_logp" in b else None,
-                b["adv"].to(device), b["mask"].to(device), b["weight"].to(device), cfg.clip_eps, cfg.kl_beta,
-            )
-            accelerator.backward(loss)
-            stats_sum["loss"] += float(loss.detach()) / cfg.ppo_epochs
-            stats_sum["kl"] += st["kl"] * st["tokens"] / cfg.ppo_epochs
-            stats_sum["clip_frac"] += st["clip_frac"] * st["tokens"] / cfg.ppo_epochs
-            total_tokens += st["tokens"]
-        if batches:
-            norm = accelerator.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
-            stats_sum["grad_norm"] += float(norm) / cfg.ppo_epochs
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-    n_tok = max(1.0, sum(len(s.advantages) for s in seqs))
+    stats = update_policy(policy, ref_policy, optimizer, accelerator, seqs, cfg, pad, scheduler)
     mem_values = [v for d in r_mem for v in d.values()]
-    rewards = [t.reward for t in trajs]
+    mean = lambda key: float(np.mean([t.metrics.get(key, 0.0) for t in trajs])) if trajs else 0.0  # noqa: E731
     return {
-        "reward": float(np.mean(rewards)) if rewards else 0.0,
-        "f1": float(np.mean([t.metrics.get("f1", 0.0) for t in trajs])),
-        "em": float(np.mean([t.metrics.get("em", 0.0) for t in trajs])),
-        "tokens_total": float(np.mean([t.metrics.get("tokens_total", 0) for t in trajs])),
-        "tokens_peak": float(np.mean([t.metrics.get("tokens_peak", 0) for t in trajs])),
-        "tokens_generated": float(np.mean([t.metrics.get("tokens_generated", 0) for t in trajs])),
-        "turns": float(np.mean([len(t.turns) for t in trajs])),
+        "reward": float(np.mean([t.reward for t in trajs])) if trajs else 0.0,
+        "f1": mean("f1"),
+        "em": mean("em"),
+        "tokens_total": mean("tokens_total"),
+        "tokens_peak": mean("tokens_peak"),
+        "tokens_generated": mean("tokens_generated"),
+        "turns": float(np.mean([len(t.turns) for t in trajs])) if trajs else 0.0,
         "memory_reward": float(np.mean(mem_values)) if mem_values else 0.0,
-        "loss": stats_sum["loss"],
-        "kl": stats_sum["kl"] / n_tok,
-        "clip_frac": stats_sum["clip_frac"] / n_tok,
-        "grad_norm": stats_sum["grad_norm"],
-        "train_tokens": n_tok,
+        **stats,
     }
 
 

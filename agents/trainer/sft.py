@@ -146,12 +146,20 @@ def sft_train(
     batches = batches[:total]
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
     warm = max(1, int(warmup_frac * total))
-    schedule = lambda s: min((s + 1) / warm, 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))  # noqa: E731
+    started = time.perf_counter()
+
+    def schedule(s: int) -> float:
+        """Linear warm-up, then cosine decay over the run's progress (steps or, if sooner, time)."""
+        progress = s / total
+        if time_limit_s:
+            progress = max(progress, (time.perf_counter() - started) / time_limit_s)
+        return min((s + 1) / warm, 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     model, optimizer = accelerator.prepare(model, optimizer)
     model.train()
-    started = time.perf_counter()
     run_loss = run_tok = 0.0
+    seen_tok = 0
     for step, batch in enumerate(batches, 1):
         with accelerator.autocast():
             loss, ntok = sft_loss(model, batch, pad_id, accelerator.device)
@@ -162,11 +170,14 @@ def sft_train(
         scheduler.step()
         run_loss += float(loss.detach()) * ntok
         run_tok += ntok
+        seen_tok += sum(len(d.context_ids) + len(d.output_ids) for d in batch)
         elapsed = time.perf_counter() - started
-        if log is not None and (step % log_every == 0 or step == total):
+        out_of_time = time_limit_s is not None and elapsed > time_limit_s
+        if log is not None and (step % log_every == 0 or step == total or out_of_time):
             log(step, {"sft_loss": run_loss / max(1.0, run_tok), "lr": scheduler.get_last_lr()[0],
-                       "tokens_per_s": run_tok / max(1e-9, elapsed), "elapsed_s": elapsed})
-        if time_limit_s is not None and elapsed > time_limit_s:
+                       "tokens_per_s": seen_tok / max(1e-9, elapsed), "elapsed_s": elapsed})
+            run_loss = run_tok = 0.0
+        if out_of_time:
             break
     model.eval()
     return accelerator.unwrap_model(model)

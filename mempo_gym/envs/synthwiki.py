@@ -1,8 +1,10 @@
 """SynthWiki envs: procedurally generated fictional worlds, searched with BM25.
 
 ``gym.make("MemPO-SynthWiki-v0", split="test", seed=0, objectives=1, ...)``. Every
-field of :class:`~mempo_gym.tasks.synthwiki.SynthWikiConfig` is a keyword argument; the
-rest go to :func:`mempo_gym.envs.factory.build_qa_env`. Worlds are generated once per
+field of :class:`~mempo_gym.tasks.synthwiki.SynthWikiConfig` is a keyword argument;
+``search="bm25"`` (default, Search-R1 style ranked passages) or ``"title"`` (exact-title
+lookup returning one document's text: :class:`~mempo_gym.retrieval.title_lookup.TitleLookupTool`);
+the rest go to :func:`mempo_gym.envs.factory.build_qa_env`. Worlds are generated once per
 process and configuration (vector envs share them).
 """
 
@@ -34,6 +36,7 @@ def make_synthwiki_env(
     objectives: int = 1,
     num_tasks: int = 200,
     max_turns: int | None = None,
+    search: str = "bm25",
     **kwargs: Any,
 ) -> MemoryEnv:
     """A SynthWiki env; ``max_turns`` defaults to ``4 * objectives + 2``.
@@ -51,6 +54,12 @@ def make_synthwiki_env(
     config = SynthWikiConfig(split=split, seed=seed, objectives=objectives, num_tasks=num_tasks, **world_kwargs)
     tasks, documents, world_id = synthwiki_data(config)
     env_config = {"task_family": "synthwiki", "world_id": world_id, "synthwiki": dataclasses.asdict(config)}
+    if search == "title":
+        from mempo_gym.retrieval.title_lookup import TitleLookupTool
+
+        kwargs["search_tool"] = TitleLookupTool(documents)
+    elif search != "bm25":
+        raise ValueError(f"search must be 'bm25' or 'title', got {search!r}")
     return build_qa_env(
         tasks, documents=documents, max_turns=max_turns or 4 * objectives + 2, env_config=env_config, **kwargs
     )

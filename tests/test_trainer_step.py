@@ -1,0 +1,262 @@
+"""End-to-end pieces of the MemPO trainer on a tiny random LlamaForCausalLM and a tiny SynthWiki world."""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import replace
+from typing import Any, Mapping
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("accelerate")
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
+
+from mempo_gym.core.context import SelfMemory  # noqa: E402
+from mempo_gym.core.env import MemoryEnv  # noqa: E402
+from mempo_gym.tasks.names import name_pool  # noqa: E402
+from mempo_gym.tasks.synthwiki import SynthWikiConfig, generate_tasks, generate_world, synthwiki_vocabulary  # noqa: E402
+
+from mempo_agents.trainer.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from mempo_agents.trainer.config import TrainerConfig  # noqa: E402
+from mempo_agents.trainer.mempo import (  # noqa: E402
+    StopChecker,
+    Trajectory,
+    Turn,
+    build_sequences,
+    clone_env,
+    memory_token_mask,
+    mempo_loss,
+    minibatches,
+    pad_sequences,
+    run_episodes,
+    sample_batch,
+    sequence_logprobs,
+    task_refs,
+    train_rl,
+    trajectory_advantages,
+    update_policy,
+)
+from mempo_agents.trainer.oracle import CompactOracleAgent  # noqa: E402
+from mempo_agents.trainer.sft import collect_demonstrations, sft_loss, sft_train  # noqa: E402
+from mempo_agents.trainer.word_tokenizer import build_word_tokenizer, vocabulary_from_texts  # noqa: E402
+
+POOL = 60
+
+
+class TitleSearch:
+    """Exact-title lookup (a real SearchTool over the world's documents)."""
+
+    def __init__(self, docs: Any) -> None:
+        self.by_title = {d.title: d.text for d in docs}
+
+    def search(self, query: str) -> str:
+        return self.by_title.get(query.strip(), "No results.")
+
+    def describe(self) -> Mapping[str, Any]:
+        return {"name": "title"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def tok(tmp_path_factory):
+    vocab = synthwiki_vocabulary(SynthWikiConfig(name_style="pool", num_entities=20, pool_size=POOL, year_range=(1900, 1950)))
+    extra = vocabulary_from_texts(["Questions (answer all, in order, separated by ';' inside one <answer> block):",
+                                   "Question: No results.", "1 = A | 2 : B ; C"])
+    return build_word_tokenizer(vocab + extra, save_dir=tmp_path_factory.mktemp("tok"))
+
+
+@pytest.fixture(scope="module")
+def world_env(tok):
+    base = SynthWikiConfig(seed=3, num_entities=20, name_style="pool", pool_size=POOL, hops=2, kinds=("bridge",),
+                           year_range=(1900, 1950))
+    world = generate_world(base)
+    tasks = generate_tasks(world, replace(base, objectives=1, num_tasks=4)) + generate_tasks(
+        world, replace(base, objectives=2, num_tasks=2, task_seed=1))
+    env = MemoryEnv(tasks, TitleSearch(world.documents), tokenizer=tok, memory=SelfMemory(), context_budget=256,
+                    max_turns=4, max_turn_tokens=16, instructions="")
+    titles = {d.title for d in world.documents}
+    return env, [w for w in name_pool(POOL, 0) if w not in titles]
+
+
+def tiny_llama(tok, seed: int = 0) -> LlamaForCausalLM:
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=2, max_position_embeddings=512, pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id)).eval()
+
+
+def test_word_tokenizer_round_trips_synthwiki_text(tok, world_env) -> None:
+    env, _ = world_env
+    q = env.tasks[0].questions[0]
+    for text in (q.text, *q.supporting_texts, f"<mem> 1 = {q.answers[0]} </mem> <answer> {q.answers[0]} </answer>"):
+        ids = tok.encode(text, add_special_tokens=False)
+        assert tok.unk_token_id not in ids, text
+        assert tok.encode(tok.decode(ids), add_special_tokens=False) == ids
+
+
+def test_sampled_logprobs_match_a_full_forward_pass(tok) -> None:
+    model = tiny_llama(tok)
+    contexts = [[5, 6, 7, 8, 9, 10], [11, 12], [13, 14, 15, 16]]  # different lengths: left padding
+    gen, logp = sample_batch(model, contexts, [6, 4, 6], StopChecker(tok), tok.pad_token_id, 1.0,
+                             torch.Generator().manual_seed(0))
+    assert [len(g) for g in gen] == [len(lp) for lp in logp] and len(gen[1]) <= 4
+    for ctx, g, lp in zip(contexts, gen, logp):
+        ids = torch.tensor([ctx + g])
+        full = sequence_logprobs(model, ids, torch.ones_like(ids))[0, len(ctx) - 1:]
+        assert full.tolist() == pytest.approx(lp, abs=1e-4)
+    greedy1, _ = sample_batch(model, contexts, [5, 5, 5], StopChecker(tok), tok.pad_token_id, 0.0)
+    greedy2, _ = sample_batch(model, contexts[::-1], [5, 5, 5], StopChecker(tok), tok.pad_token_id, 0.0)
+    assert greedy1 == greedy2[::-1]  # batching does not change greedy outputs
+
+
+def test_rollouts_record_env_context_and_generated_tokens(tok, world_env) -> None:
+    env, _ = world_env
+    model = tiny_llama(tok)
+    slots = [(clone_env(env, SelfMemory()), 0), (clone_env(env, SelfMemory()), 4)]
+    trajs = run_episodes(model, tok, slots, temperature=1.0, generator=torch.Generator().manual_seed(1))
+    for tr in trajs:
+        assert tr.metrics and "tokens_total" in tr.metrics and len(tr.turns) == len(tr.transcript)
+        for turn, rec in zip(tr.turns, tr.transcript):
+            # context ids are exactly the env's context; generated ids are what the env received
+            assert turn.context_ids == tok.encode(rec["context"], add_special_tokens=False)
+            assert tok.decode(turn.generated_ids, skip_special_tokens=True) == rec["output"]
+            assert len(turn.old_logprobs) == len(turn.generated_ids) == len(turn.mem_mask)
+            # the env counts the tokens of the text it received: special tokens decode to nothing
+            visible = [t for t in turn.generated_ids if t not in tok.all_special_ids or t == tok.eos_token_id]
+            assert rec["output_tokens"] == len(visible)
+
+
+def _oracle_trajectories(tok, env, model, index_pairs) -> list[Trajectory]:
+    """Teacher-forced oracle episodes as trajectories, with the model's log-probs as old log-probs."""
+    oracle = CompactOracleAgent()
+    trajs = []
+    for group, index in index_pairs:
+        e = clone_env(env, SelfMemory())
+        obs, info = e.reset(options={"task_index": index})
+        oracle.reset(e.task, 0)
+        turns, done = [], False
+        while not done:
+            text = oracle.act(obs, info, 0)
+            ctx = tok.encode(obs["context"], add_special_tokens=False)
+            gen = tok.encode(text, add_special_tokens=False)
+            ids = torch.tensor([ctx + gen])
+            with torch.no_grad():
+                lp = sequence_logprobs(model, ids, torch.ones_like(ids))[0, len(ctx) - 1:].tolist()
+            turns.append(Turn(ctx, gen, lp, memory_token_mask(tok, gen), None))
+            obs, _r, term, trunc, info = e.step(text)
+            done = term or trunc
+        trajs.append(Trajectory(group, e.task.id, e.task.golds, "", turns, e.turns, info["metrics"]))
+    return trajs
+
+
+def test_update_step_changes_parameters_and_lowers_loss_on_a_fixed_batch(tok, world_env) -> None:
+    env, _ = world_env
+    model = tiny_llama(tok)
+    trajs = _oracle_trajectories(tok, env, model, [(0, 0), (0, 1), (1, 2), (1, 3)])
+    rewards = [1.0, 0.0, 0.0, 1.0]
+    seqs = build_sequences(trajs, trajectory_advantages(rewards, [0, 0, 1, 1]), None, 0.0)
+    assert all(any(s.loss_mask) and not any(s.loss_mask[: s.loss_mask.index(True)]) for s in seqs)
+    cfg = TrainerConfig(stage="grpo", init_model="x", lr=3e-3, kl_beta=0.05, clip_eps=0.2, minibatch_tokens=256)
+
+    def fixed_batch_loss(policy: Any, ref: Any) -> float:
+        total = 0.0
+        with torch.no_grad():
+            for mb in minibatches(seqs, cfg.minibatch_tokens):
+                b = pad_sequences(mb, tok.pad_token_id)
+                logp = sequence_logprobs(policy, b["input_ids"], b["attention_mask"])
+                ref_logp = sequence_logprobs(ref, b["input_ids"], b["attention_mask"])
+                total += float(mempo_loss(logp, b["old_logp"], ref_logp, b["adv"], b["mask"], b["weight"],
+                                          cfg.clip_eps, cfg.kl_beta)[0])
+        return total
+
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(cpu=True)
+    ref = copy.deepcopy(model).eval()
+    before_params = [p.detach().clone() for p in model.parameters()]
+    before = fixed_batch_loss(model, ref)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    policy, optimizer = accelerator.prepare(model, optimizer)
+    for _ in range(3):
+        stats = update_policy(policy, ref, optimizer, accelerator, seqs, cfg, tok.pad_token_id)
+    after = fixed_batch_loss(accelerator.unwrap_model(policy), ref)
+    assert any(not torch.equal(a, b) for a, b in zip(before_params, model.parameters()))
+    assert after < before - 1e-4
+    assert stats["kl"] >= 0 and stats["train_tokens"] == sum(len(s.advantages) for s in seqs)
+
+
+def test_zero_advantage_batch_leaves_parameters_unchanged(tok, world_env) -> None:
+    env, _ = world_env
+    model = tiny_llama(tok)
+    trajs = _oracle_trajectories(tok, env, model, [(0, 0), (0, 1)])
+    seqs = build_sequences(trajs, trajectory_advantages([1.0, 1.0], [0, 0]), None, 0.0)  # equal rewards
+    cfg = TrainerConfig(stage="grpo", init_model="x", lr=1e-2, kl_beta=0.1)
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(cpu=True)
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    policy, optimizer = accelerator.prepare(model, optimizer)
+    update_policy(policy, copy.deepcopy(model), optimizer, accelerator, seqs, cfg, tok.pad_token_id)
+    assert all(torch.allclose(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_sft_collects_correct_oracle_turns_skips_mistakes_and_learns(tok, world_env) -> None:
+    env, decoys = world_env
+    oracle = CompactOracleAgent(mistake_rate=0.5, decoys=decoys, seed=0)
+    refs = task_refs([env])
+    demos, stats = collect_demonstrations(oracle, [env], refs, tok)
+    assert stats["kept"] >= 1 and stats["turns"] == len(demos)
+    decoy_ids = {tok.convert_tokens_to_ids(d) for d in decoys}
+    assert not any(set(d.output_ids) & decoy_ids for d in demos)  # mistakes are never targets
+    no_results = tok.encode("No results.", add_special_tokens=False)
+    recoveries = [d for d in demos if list(d.context_ids[-len(no_results) - 1:-1]) == no_results]
+    assert recoveries, "the turn after a failed search is a target"
+    model = tiny_llama(tok)
+    batch = demos[:16]
+    before = float(sft_loss(model, batch, tok.pad_token_id, "cpu")[0])
+    model = sft_train(model, demos, tok.pad_token_id, epochs=8, batch_tokens=2048, lr=3e-3)
+    after = float(sft_loss(model, batch, tok.pad_token_id, "cpu")[0])
+    assert after < before - 0.5
+
+
+def test_train_rl_checkpoints_and_resumes(tok, world_env, tmp_path) -> None:
+    env, _ = world_env
+    small = clone_env(env, SelfMemory())
+    small.max_turns, small.max_turn_tokens = 2, 8
+    model = tiny_llama(tok)
+    cfg = TrainerConfig(stage="mempo", init_model="x", group_size=2, tasks_per_step=1, steps=2, lr=1e-3,
+                        save_every=1, objectives_schedule=[[0, [1]]], minibatch_tokens=512)
+    logs: list[tuple[int, dict[str, float]]] = []
+    saved: list[int] = []
+
+    def checkpoint(step: int, policy: Any, optimizer: Any) -> None:
+        save_checkpoint(tmp_path / "last", policy, tok, step, cfg.to_dict(), optimizer)
+        saved.append(step)
+
+    train_rl(replace(cfg, steps=1), model, tok, [small], log=lambda s, st: logs.append((s, st)), checkpoint=checkpoint)
+    assert saved == [1] and logs[0][0] == 1
+    for key in ("reward", "f1", "tokens_total", "kl", "memory_reward", "loss"):
+        assert key in logs[0][1]
+    restored, tok2, state, opt_state = load_checkpoint(tmp_path / "last")
+    assert state["step"] == 1 and opt_state is not None and len(tok2) == len(tok)
+    ids = torch.tensor([[5, 6, 7]])
+    assert torch.allclose(restored(input_ids=ids).logits, model(input_ids=ids).logits, atol=1e-5)
+    train_rl(cfg, restored, tok, [small], log=lambda s, st: logs.append((s, st)), checkpoint=checkpoint,
+             start_step=state["step"], optimizer_state=opt_state)
+    assert saved == [1, 2] and [s for s, _ in logs] == [1, 2]
