@@ -19,13 +19,14 @@ from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 
 from mempo_gym.core.context import SelfMemory  # noqa: E402
 from mempo_gym.core.env import MemoryEnv  # noqa: E402
+from mempo_gym.core.protocol import StopDetector  # noqa: E402
 from mempo_gym.tasks.names import name_pool  # noqa: E402
 from mempo_gym.tasks.synthwiki import SynthWikiConfig, generate_tasks, generate_world, synthwiki_vocabulary  # noqa: E402
 
 from mempo_agents.trainer.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from mempo_agents.trainer.config import TrainerConfig  # noqa: E402
 from mempo_agents.trainer.mempo import (  # noqa: E402
-    StopChecker,
+
     Trajectory,
     Turn,
     build_sequences,
@@ -112,15 +113,15 @@ def test_word_tokenizer_round_trips_synthwiki_text(tok, world_env) -> None:
 def test_sampled_logprobs_match_a_full_forward_pass(tok) -> None:
     model = tiny_llama(tok)
     contexts = [[5, 6, 7, 8, 9, 10], [11, 12], [13, 14, 15, 16]]  # different lengths: left padding
-    gen, logp = sample_batch(model, contexts, [6, 4, 6], StopChecker(tok), tok.pad_token_id, 1.0,
+    gen, logp = sample_batch(model, contexts, [6, 4, 6], StopDetector(tok), tok.pad_token_id, 1.0,
                              torch.Generator().manual_seed(0))
     assert [len(g) for g in gen] == [len(lp) for lp in logp] and len(gen[1]) <= 4
     for ctx, g, lp in zip(contexts, gen, logp):
         ids = torch.tensor([ctx + g])
         full = sequence_logprobs(model, ids, torch.ones_like(ids))[0, len(ctx) - 1:]
         assert full.tolist() == pytest.approx(lp, abs=1e-4)
-    greedy1, _ = sample_batch(model, contexts, [5, 5, 5], StopChecker(tok), tok.pad_token_id, 0.0)
-    greedy2, _ = sample_batch(model, contexts[::-1], [5, 5, 5], StopChecker(tok), tok.pad_token_id, 0.0)
+    greedy1, _ = sample_batch(model, contexts, [5, 5, 5], StopDetector(tok), tok.pad_token_id, 0.0)
+    greedy2, _ = sample_batch(model, contexts[::-1], [5, 5, 5], StopDetector(tok), tok.pad_token_id, 0.0)
     assert greedy1 == greedy2[::-1]  # batching does not change greedy outputs
 
 

@@ -26,40 +26,13 @@ import torch
 
 from mempo_gym.core.context import ContextManager, FullContext, SelfMemory, TurnRecord
 from mempo_gym.core.env import MemoryEnv
-from mempo_gym.core.protocol import STOP_STRINGS, parse_turn
+from mempo_gym.core.protocol import StopDetector, parse_turn
 
-_TAIL_TOKENS = 16
 
 
 # =============================================================================================
 # 1. Batched sampling with a KV cache
 # =============================================================================================
-class StopChecker:
-    """Decides when a turn is over: EOS, or the text now contains ``</search>``/``</answer>``.
-
-    Only tokens whose text contains ``>`` can complete a stop string, so the (cached) check
-    decodes the tail only after such a token, like the environment does.
-    """
-
-    def __init__(self, tokenizer: Any) -> None:
-        self.tokenizer = tokenizer
-        self.eos = tokenizer.eos_token_id
-        self._may_close: dict[int, bool] = {}
-
-    def __call__(self, ids: Sequence[int]) -> bool:
-        last = int(ids[-1])
-        if self.eos is not None and last == self.eos:
-            return True
-        hit = self._may_close.get(last)
-        if hit is None:
-            hit = ">" in self.tokenizer.decode([last])
-            self._may_close[last] = hit
-        if not hit:
-            return False
-        tail = self.tokenizer.decode(list(ids[-_TAIL_TOKENS:]))
-        return any(s in tail for s in STOP_STRINGS)
-
-
 def _cache_argument(model: torch.nn.Module) -> str:
     """The KV-cache keyword of ``model.forward`` (``cache`` in recent transformers, else ``past_key_values``)."""
     import inspect
@@ -76,7 +49,7 @@ def sample_batch(
     model: torch.nn.Module,
     contexts: Sequence[Sequence[int]],
     max_new_tokens: Sequence[int],
-    stop: StopChecker,
+    stop: StopDetector,
     pad_id: int,
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
@@ -206,7 +179,7 @@ def run_episodes(
     generator: torch.Generator | None = None,
 ) -> list[Trajectory]:
     """Play one episode in every ``(env, task_index)`` slot, generating all live turns together."""
-    stop = StopChecker(tokenizer)
+    stop = StopDetector(tokenizer)  # the env's own rule, so turns end at the same token
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     trajs: list[Trajectory] = []
     obs: list[dict[str, Any]] = []
