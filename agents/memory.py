@@ -23,7 +23,7 @@ class ThinkStateMemory:
     name = "mem1-think-state"
 
     def reset(self) -> None:
-        pass
+        """Stateless: the context is rebuilt from the turns each call."""
 
     @staticmethod
     def latest_state(turns: Sequence[TurnRecord]) -> str | None:

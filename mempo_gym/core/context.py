@@ -87,7 +87,7 @@ class FullContext:
     name = "full"
 
     def reset(self) -> None:
-        pass
+        """Stateless: the context is rebuilt from the turns each call."""
 
     def build(self, prompt: str, turns: Sequence[TurnRecord]) -> str:
         return prompt + "".join(render_turn(t) for t in turns)
@@ -106,7 +106,7 @@ class SelfMemory:
     name = "self"
 
     def reset(self) -> None:
-        pass
+        """Stateless: the context is rebuilt from the turns each call."""
 
     @staticmethod
     def latest_memory(turns: Sequence[TurnRecord]) -> str | None:
@@ -137,7 +137,7 @@ class SlidingWindow:
         self.k = k
 
     def reset(self) -> None:
-        pass
+        """Stateless: the context is rebuilt from the turns each call."""
 
     def build(self, prompt: str, turns: Sequence[TurnRecord]) -> str:
         return prompt + "".join(render_turn(t) for t in turns[-self.k:])
@@ -169,7 +169,7 @@ class ExternalMemory:
         self.ranker, self.top_k, self.method = ranker, top_k, method
 
     def reset(self) -> None:
-        pass
+        """Stateless: the context is rebuilt from the turns each call."""
 
     def build(self, prompt: str, turns: Sequence[TurnRecord]) -> str:
         if not turns:

@@ -8,6 +8,8 @@ Every retriever in this package ranks a fixed corpus of
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence, runtime_checkable
 
@@ -93,7 +95,7 @@ def top_k_positions(
     return [(int(candidates[i]), float(cand_scores[i])) for i in order]
 
 
-class CorpusRetriever:
+class CorpusRetriever(ABC):
     """Base class of the concrete retrievers: holds the corpus, maps positions to hits.
 
     Subclasses set ``self.documents`` and implement :meth:`search_positions`;
@@ -102,9 +104,9 @@ class CorpusRetriever:
 
     documents: list[Document]
 
+    @abstractmethod
     def search_positions(self, query: str, k: int) -> list[tuple[int, float]]:
         """Return ``(corpus position, score)`` pairs, best first, at most ``k``."""
-        raise NotImplementedError
 
     def search_positions_batch(
         self, queries: Sequence[str], k: int
