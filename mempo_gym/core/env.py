@@ -29,6 +29,7 @@ Episode ends:
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 import time
@@ -157,6 +158,7 @@ class MemoryEnv(gym.Env):
             )
 
         self._task: Task | None = None
+        self._described: dict[str, Any] | None = None
         self.meter = TokenMeter()
         self._turns: list[TurnRecord] = []
         self._transcript: list[dict[str, Any]] = []
@@ -194,6 +196,7 @@ class MemoryEnv(gym.Env):
         self._prompt = render_prompt(self.instructions, [q.text for q in self._task.questions])
         self._set_context(self.memory.build(self._prompt, self._turns))
         info = self._step_info()
+        info["settings"] = self.describe()
         if len(self._context_ids) + 1 > self.context_budget:
             raise ValueError(
                 f"The prompt of task {self._task.id!r} is {len(self._context_ids)} tokens, which leaves no room "
@@ -384,7 +387,13 @@ class MemoryEnv(gym.Env):
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
     def describe(self) -> dict[str, Any]:
-        """JSON-serialisable settings of this environment, recorded in run configs."""
+        """JSON-serialisable settings of this environment (also ``info["settings"]`` at reset),
+        recorded in run configs so results are comparable."""
+        if self._described is None:
+            self._described = self._describe()
+        return copy.deepcopy(self._described)
+
+    def _describe(self) -> dict[str, Any]:
         return {
             "memory": self.memory.describe(),
             "action_mode": self.action_mode,
