@@ -18,34 +18,23 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from mempo_gym.core.protocol import StopDetector
+
 from mempo_agents.backends.base import (
     DEFAULT_STOP, BackendError, Generation, cut_after_stop, validate_generate_args,
 )
 from mempo_agents.backends.embedded_model import EMBEDDED_MODEL_NAME, load_embedded_model
 
 DTYPES = ("float32", "bfloat16")
-_TAIL_TOKENS = 16  # any stop string of <= 16 characters fits in the last 16 tokens
 
 
 class StopStringCriteria:
-    """Per-row stop when the generated text contains a stop string.
-
-    Cheap: a row's tail is decoded only when its newest token contains the stop
-    strings' last character (``>`` for the tag protocol).
-    """
+    """Per-row stop when the generated text contains a stop string (transformers
+    ``StoppingCriteria`` over the env's :class:`~mempo_gym.core.protocol.StopDetector`)."""
 
     def __init__(self, tokenizer: Any, stop: Sequence[str], prompt_length: int) -> None:
-        self.tokenizer, self.stop, self.prompt_length = tokenizer, tuple(stop), prompt_length
-        self._last_chars = {s[-1] for s in self.stop}
-        self._may_end: dict[int, bool] = {}
-
-    def _token_may_end(self, token: int) -> bool:
-        hit = self._may_end.get(token)
-        if hit is None:
-            piece = self.tokenizer.decode([token])
-            hit = any(c in piece for c in self._last_chars)
-            self._may_end[token] = hit
-        return hit
+        self.stop, self.prompt_length = tuple(stop), prompt_length
+        self.detector = StopDetector(tokenizer, self.stop)
 
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         import torch
@@ -54,11 +43,7 @@ class StopStringCriteria:
         if not self.stop or input_ids.shape[1] <= self.prompt_length:
             return done
         for row in range(input_ids.shape[0]):
-            if not self._token_may_end(int(input_ids[row, -1])):
-                continue
-            start = max(self.prompt_length, input_ids.shape[1] - _TAIL_TOKENS)
-            tail = self.tokenizer.decode(input_ids[row, start:].tolist())
-            done[row] = any(s in tail for s in self.stop)
+            done[row] = self.detector.completes_stop(input_ids[row, self.prompt_length:].tolist())
         return done
 
 

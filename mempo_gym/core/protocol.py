@@ -66,35 +66,42 @@ class ParsedTurn:
 class StopDetector:
     """Decides, token by token, when a generated turn is over (rule 1, plus EOS).
 
-    Only a token whose text contains ``>`` can complete a stop string, so the tail is
-    decoded only after such a token (the answer per token id is cached). The environment
-    and samplers (e.g. the trainer's) share this so they end turns at the same token.
+    Only a token whose text contains a stop string's last character (``>`` for the tag
+    protocol) can complete one, so the tail is decoded only after such a token (the answer
+    per token id is cached). The environment, the trainer's sampler and the transformers
+    backend share this so they end turns at the same token.
 
     Args:
         tokenizer: anything with ``decode(ids)`` and ``eos_token_id``.
+        stop_strings: the strings that end a turn (default ``</search>``, ``</answer>``).
     """
 
-    TAIL_TOKENS = 16  # a stop string (9 ASCII characters) always fits in the last 16 tokens
+    TAIL_TOKENS = 16  # a stop string of up to 16 characters always fits in the last 16 tokens
 
-    def __init__(self, tokenizer: Any) -> None:
+    def __init__(self, tokenizer: Any, stop_strings: Sequence[str] = STOP_STRINGS) -> None:
         self.tokenizer = tokenizer
+        self.stop_strings = tuple(stop_strings)
         self.eos_token_id: int | None = getattr(tokenizer, "eos_token_id", None)
+        self._last_chars = {s[-1] for s in self.stop_strings if s}
         self._may_close: dict[int, bool] = {}
 
     def is_eos(self, token: int) -> bool:
         return self.eos_token_id is not None and token == self.eos_token_id
 
     def completes_stop(self, ids: Sequence[int]) -> bool:
-        """Whether the last token of ``ids`` completes ``</search>`` or ``</answer>``."""
+        """Whether the last token of ``ids`` completes a stop string."""
+        if not len(ids):
+            return False
         last = int(ids[-1])
         hit = self._may_close.get(last)
         if hit is None:
-            hit = ">" in self.tokenizer.decode([last])
+            piece = self.tokenizer.decode([last])
+            hit = any(c in piece for c in self._last_chars)
             self._may_close[last] = hit
         if not hit:
             return False
         tail = self.tokenizer.decode([int(i) for i in ids[-self.TAIL_TOKENS:]])
-        return any(s in tail for s in STOP_STRINGS)
+        return any(s in tail for s in self.stop_strings)
 
     def __call__(self, ids: Sequence[int]) -> bool:
         """Whether the turn ``ids`` ends at its last token (EOS or a completed stop string)."""
