@@ -57,16 +57,15 @@ class Preset:
     rl_steps: int
     group_size: int
     tasks_per_step: int
-    eval_per_k: dict[int, int]  # held-out episodes per k (test worlds, each task once)
-    eval_worlds: int
+    eval_per_k: dict[int, int]  # held-out episodes per k (the registered test world, each task once)
+    rl_worlds: int = 8
 
 
 PRESETS = {
     "smoke": Preset(train_worlds=2, tasks_per_k={1: 4, 2: 2, 4: 1, 8: 1}, sft_steps=4, sft_batch_tokens=1024,
-                    rl_steps=1, group_size=2, tasks_per_step=2, eval_per_k={1: 4, 2: 2, 4: 2, 8: 1}, eval_worlds=1),
+                    rl_steps=1, group_size=2, tasks_per_step=2, eval_per_k={1: 4, 2: 2, 4: 2, 8: 1}, rl_worlds=1),
     "full": Preset(train_worlds=24, tasks_per_k={1: 16, 2: 8, 4: 4, 8: 2}, sft_steps=90, sft_batch_tokens=2048,
-                   rl_steps=8, group_size=4, tasks_per_step=4, eval_per_k={1: 100, 2: 100, 4: 50, 8: 50},
-                   eval_worlds=4),
+                   rl_steps=8, group_size=4, tasks_per_step=2, eval_per_k={1: 100, 2: 100, 4: 50, 8: 50}),
 }
 SFT_LR = 6e-4
 LORA_RANK = 16
@@ -147,6 +146,53 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
     return out
 
 
+# ----------------------------------------------------------------------------------- RL
+RL_SCHEDULE = [[0, [1, 2]], [3, [1, 2, 4]], [6, [1, 2, 4, 8]]]  # curriculum over k (first step, ks)
+
+
+def rl_config(stage: str, init: Path, preset: Preset, seed: int, flat_groups: str) -> Any:
+    """The RL settings. Paper-faithful: EM reward with format validity (an invalid or unanswered
+    episode scores 0), group-relative advantages, clipped surrogate (eps 0.2), k3 KL to the
+    start policy, memory weight 1. CPU recipe: LoRA instead of full fine-tuning, a group of 4
+    (paper-scale runs use 5-8) and 8 steps of 8 episodes (hundreds of steps at scale), lr 1e-4
+    (LoRA moves slower per step than full fine-tuning at 1e-6), bf16 autocast."""
+    from mempo_agents.trainer.config import TrainerConfig
+
+    return TrainerConfig(
+        stage=stage, init_model=str(init), group_size=preset.group_size, tasks_per_step=preset.tasks_per_step,
+        steps=preset.rl_steps, reward_metric="em", format_penalty=0.0, memory_weight=1.0, memory_norm="turn",
+        memory_flat_groups=flat_groups, log_memory_reward=True, clip_eps=0.2, kl_beta=0.01, ppo_epochs=1,
+        temperature=1.0, max_new_tokens=96, lr=1e-4, warmup_steps=1, mixed_precision="bf16", minibatch_tokens=4096, seed=seed,
+        objectives_schedule=RL_SCHEDULE, lora_rank=LORA_RANK, output_dir="", save_every=0,
+    )
+
+
+def stage_rl(args: argparse.Namespace, preset: Preset) -> Path:
+    from mempo_gym.tokenizer import load_hf_tokenizer
+
+    from mempo_agents.trainer.mempo import train_rl
+    from mempo_agents.trainer.policy import load_policy_model, save_policy
+
+    init = Path(args.out) / "sft-self" / "adapter"
+    name = args.rl_stage if args.flat_groups == "skip" or args.rl_stage == "grpo" else f"{args.rl_stage}-apply"
+    out = Path(args.out) / name
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "log.jsonl"
+    started = time.process_time()
+    cfg = rl_config(args.rl_stage, init, preset, args.seed, args.flat_groups)
+    cfg.save(out / "config.yaml")
+    tokenizer = load_hf_tokenizer()
+    policy = load_policy_model(init, trainable=True)
+    envs = [make_env(k, "train", 100 + w, n, "self") for w in range(preset.rl_worlds)
+            for k, n in {1: 8, 2: 4, 4: 2, 8: 1}.items()]
+    train_rl(cfg, policy, tokenizer, envs,
+             log=lambda step, row: log_line(log, {"stage": name, "step": step, **row,
+                                                  "cpu_s": time.process_time() - started}))
+    save_policy(policy, out / "adapter")
+    (out / "adapter" / "mempo_agent.json").write_text(json.dumps(agent_settings("self"), indent=2), encoding="utf-8")
+    return out
+
+
 def agent_settings(memory: str) -> dict[str, Any]:
     """What an agent built on this adapter needs: raw contexts (no chat template), as trained."""
     return {"agent": "mempo" if memory == "self" else "full-context", "backend": {"chat_template": False},
@@ -154,13 +200,100 @@ def agent_settings(memory: str) -> dict[str, Any]:
                            "memory": memory, "instructions": INSTRUCTIONS_OF[memory]}}
 
 
+# ----------------------------------------------------------------------------------- evaluation
+def make_eval_agent(model: str, out: Path) -> Any:
+    from mempo_gym.agent import make_agent
+
+    if model == "oracle":
+        return make_agent("oracle")
+    if model == "base":  # the untrained embedded model, prompted (chat template on)
+        return make_agent("mempo", model="smollm2-135m-instruct", max_new_tokens=128)
+    if model == "full-context":
+        return make_agent("full-context", model=str(out / "sft-full" / "adapter"), max_new_tokens=128)
+    folder = {"sft": "sft-self"}.get(model, model)
+    return make_agent("mempo", model=str(out / folder / "adapter"), max_new_tokens=128)
+
+
+def stage_eval(args: argparse.Namespace, preset: Preset) -> None:
+    """Greedy episodes of every (model, k) cell on the registered test world (held out: train
+    worlds are another split with disjoint names), each task once, through the harness."""
+    from mempo_gym.harness import evaluate
+
+    out = Path(args.out)
+    per_k = dict(preset.eval_per_k)
+    for item in filter(None, args.episodes.split(",")):
+        k, n = item.split("=")
+        per_k[int(k)] = int(n)
+    for model in args.models.split(","):
+        agent = make_eval_agent(model, out)
+        for k in (int(x) for x in args.ks.split(",")):
+            folder = out / "eval" / f"{model}-k{k}"
+            started = time.process_time()
+            evaluate([env_id(k)], agent, episodes=per_k[k], seed=0, out=folder, batch_size=16,
+                     resume=(folder / "config.json").is_file(), progress=False)
+            log_line(out / "eval" / "log.jsonl", {"model": model, "k": k, "episodes": per_k[k],
+                                                  "cpu_s": time.process_time() - started})
+
+
+def stage_table(args: argparse.Namespace) -> None:
+    """One table from the eval run folders: F1/EM with 95% bootstrap intervals and token means."""
+    from mempo_gym.harness.runfiles import read_episodes
+
+    rows = []
+    for folder in sorted((Path(args.out) / "eval").glob("*-k*")):
+        model, k = folder.name.rsplit("-k", 1)
+        eps = read_episodes(folder / "episodes.jsonl").records
+        if not eps:
+            continue
+        rows.append({"model": model, "k": int(k), "n": len(eps), **summary(eps)})
+    rows.sort(key=lambda r: (MODEL_ORDER.index(r["model"]) if r["model"] in MODEL_ORDER else 99, r["k"]))
+    (Path(args.out) / "results.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    print(markdown_table(rows))
+
+
+MODEL_ORDER = ["base", "sft", "grpo", "mempo", "mempo-apply", "full-context", "oracle"]
+COLUMNS = ("f1", "em", "tokens_total", "tokens_peak", "tokens_generated", "turns", "malformed_turns")
+
+
+def bootstrap_ci(values: Sequence[float], n: int = 2000, seed: int = 0) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    arr = np.asarray(values, dtype=float)
+    means = arr[rng.integers(0, len(arr), size=(n, len(arr)))].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def summary(episodes: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in COLUMNS:
+        values = [float(e.get(key) or 0.0) for e in episodes]
+        out[key] = float(np.mean(values))
+        if key in ("f1", "em"):
+            out[f"{key}_ci"] = bootstrap_ci(values)
+    return out
+
+
+def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
+    head = "| model | k | n | F1 [95% CI] | EM [95% CI] | tokens_total | tokens_peak | tokens_generated | turns | malformed |"
+    lines = [head, "|" + "---|" * 10]
+    for r in rows:
+        ci = lambda key: f"{r[key]:.3f} [{r[key + '_ci'][0]:.2f}, {r[key + '_ci'][1]:.2f}]"  # noqa: E731
+        lines.append(f"| {r['model']} | {r['k']} | {r['n']} | {ci('f1')} | {ci('em')} | {r['tokens_total']:.0f} | "
+                     f"{r['tokens_peak']:.0f} | {r['tokens_generated']:.0f} | {r['turns']:.2f} | {r['malformed_turns']:.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=["sft", "rl", "eval", "all"])
+    parser.add_argument("stage", choices=["sft", "rl", "eval", "table", "all"])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="full")
     parser.add_argument("--out", default="runs/repro")
     parser.add_argument("--memory", choices=["self", "full"], default="self")
     parser.add_argument("--stage-name", dest="rl_stage", choices=["grpo", "mempo"], default="mempo")
+    parser.add_argument("--flat-groups", choices=["skip", "apply"], default="skip",
+                        help="MemPO: memory advantage in groups without trajectory signal")
+    parser.add_argument("--models", default="base,sft,grpo,mempo,full-context,oracle")
+    parser.add_argument("--ks", default="1,2,4,8")
+    parser.add_argument("--episodes", default="", help="override episodes per k, e.g. 1=50,2=50")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -168,6 +301,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     preset = PRESETS[args.preset]
     if args.stage == "sft":
         stage_sft(args, preset)
+    elif args.stage == "rl":
+        stage_rl(args, preset)
+    elif args.stage == "eval":
+        stage_eval(args, preset)
+    elif args.stage == "table":
+        stage_table(args)
+    else:  # all
+        for memory in ("self", "full"):
+            stage_sft(argparse.Namespace(**{**vars(args), "memory": memory}), preset)
+        for rl in ("grpo", "mempo"):
+            stage_rl(argparse.Namespace(**{**vars(args), "rl_stage": rl}), preset)
+        stage_eval(args, preset)
+        stage_table(args)
     return 0
 
 
