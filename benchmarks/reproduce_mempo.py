@@ -22,8 +22,8 @@ Usage (the full recipe; the exact commands and timings land in the results file)
 
     python benchmarks/reproduce_mempo.py sft --memory self --out runs/repro
     python benchmarks/reproduce_mempo.py sft --memory full --out runs/repro
-    python benchmarks/reproduce_mempo.py rl --stage grpo --out runs/repro
-    python benchmarks/reproduce_mempo.py rl --stage mempo --out runs/repro
+    python benchmarks/reproduce_mempo.py rl --algo grpo --out runs/repro
+    python benchmarks/reproduce_mempo.py rl --algo mempo --out runs/repro
     python benchmarks/reproduce_mempo.py eval --out runs/repro
     python benchmarks/reproduce_mempo.py all --preset smoke --out runs/smoke   # ~5 min check
 """
@@ -113,7 +113,7 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
     from mempo_agents.trainer.policy import add_lora, load_base_model, save_policy
     from mempo_agents.trainer.sft import collect_demonstrations, sft_train, token_batches
 
-    out = Path(args.out) / f"sft-{args.memory}"
+    out = Path(args.out) / (args.name or f"sft-{args.memory}")
     out.mkdir(parents=True, exist_ok=True)
     log = out / "log.jsonl"
     started = time.process_time()
@@ -132,17 +132,23 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
     log_line(log, {"stage": "demos", **stats, "tokens": sum(len(d.context_ids) + len(d.output_ids) for d in demos),
                    "cpu_s": time.process_time() - started})
     torch.manual_seed(args.seed)
-    model = add_lora(load_base_model(), rank=LORA_RANK, alpha=2 * LORA_RANK)
+    if args.init:  # continue an SFT adapter (a later data order: pass another --seed)
+        from mempo_agents.trainer.policy import load_policy_model
+
+        model = load_policy_model(args.init, trainable=True)
+    else:
+        model = add_lora(load_base_model(), rank=LORA_RANK, alpha=2 * LORA_RANK)
+    steps = args.sft_steps or preset.sft_steps
     per_epoch = len(token_batches(demos, preset.sft_batch_tokens, random.Random(args.seed)))
-    epochs = preset.sft_steps / max(1, per_epoch)
+    epochs = steps / max(1, per_epoch)
     sft_train(model, demos, pad_id=tokenizer.pad_token_id or 0, epochs=epochs, batch_tokens=preset.sft_batch_tokens,
-              lr=SFT_LR, mixed_precision="bf16", seed=args.seed, log_every=5,
+              lr=args.sft_lr or SFT_LR, mixed_precision="bf16", seed=args.seed, log_every=5,
               log=lambda step, row: log_line(log, {"stage": "sft", "step": step, **row,
                                                    "cpu_s": time.process_time() - started}))
     save_policy(model, out / "adapter")
     (out / "adapter" / "mempo_agent.json").write_text(json.dumps(agent_settings(args.memory), indent=2), encoding="utf-8")
     log_line(log, {"stage": "sft-done", "cpu_s": time.process_time() - started, "demo_turns": len(demos),
-                   "steps": preset.sft_steps, "epochs": epochs})
+                   "steps": steps, "epochs": epochs, "init": args.init, "seed": args.seed})
     return out
 
 
@@ -288,12 +294,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="full")
     parser.add_argument("--out", default="runs/repro")
     parser.add_argument("--memory", choices=["self", "full"], default="self")
-    parser.add_argument("--stage-name", dest="rl_stage", choices=["grpo", "mempo"], default="mempo")
+    parser.add_argument("--algo", dest="rl_stage", choices=["grpo", "mempo"], default="mempo", help="rl: GRPO or MemPO")
     parser.add_argument("--flat-groups", choices=["skip", "apply"], default="skip",
                         help="MemPO: memory advantage in groups without trajectory signal")
     parser.add_argument("--models", default="base,sft,grpo,mempo,full-context,oracle")
     parser.add_argument("--ks", default="1,2,4,8")
     parser.add_argument("--episodes", default="", help="override episodes per k, e.g. 1=50,2=50")
+    parser.add_argument("--init", default="", help="sft: continue this adapter folder")
+    parser.add_argument("--name", default="", help="sft: output folder name (default sft-MEMORY)")
+    parser.add_argument("--sft-steps", type=int, default=0, help="sft: optimizer steps (default: the preset's)")
+    parser.add_argument("--sft-lr", type=float, default=0.0, help="sft: peak learning rate (default 6e-4)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

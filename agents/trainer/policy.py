@@ -113,3 +113,20 @@ def save_policy(model: Any, folder: str | Path, base_name: str = EMBEDDED_BASE) 
         cfg["base_model_name_or_path"] = base_name
         cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True), encoding="utf-8")
     return folder
+
+
+def export_adapter(src: str | Path, dst: str | Path, command: str, settings: dict[str, Any]) -> Path:
+    """Copy a trained adapter into a shippable folder: weights in bfloat16 (half the size; they
+    load into a float32 model as is), ``adapter_config.json``, ``mempo_agent.json`` (backend
+    settings it was trained with) and ``COMMAND.txt`` (the commands that made it)."""
+    from safetensors.torch import load_file, save_file
+
+    src, dst = Path(src), Path(dst)
+    dst.mkdir(parents=True, exist_ok=True)
+    tensors = load_file(str(src / "adapter_model.safetensors"))
+    save_file({k: v.to(torch.bfloat16).contiguous() for k, v in tensors.items()}, str(dst / "adapter_model.safetensors"),
+              metadata={"format": "pt"})
+    (dst / "adapter_config.json").write_text((src / "adapter_config.json").read_text(encoding="utf-8"), encoding="utf-8")
+    (dst / "mempo_agent.json").write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    (dst / "COMMAND.txt").write_text(command.rstrip() + "\n", encoding="utf-8")
+    return dst
