@@ -65,7 +65,7 @@ PRESETS = {
     "smoke": Preset(train_worlds=2, tasks_per_k={1: 4, 2: 2, 4: 1, 8: 1}, sft_steps=4, sft_batch_tokens=1024,
                     rl_steps=1, group_size=2, tasks_per_step=2, eval_per_k={1: 4, 2: 2, 4: 2, 8: 1}, rl_worlds=1),
     "full": Preset(train_worlds=24, tasks_per_k={1: 16, 2: 8, 4: 4, 8: 2}, sft_steps=90, sft_batch_tokens=2048,
-                   rl_steps=8, group_size=4, tasks_per_step=2, eval_per_k={1: 100, 2: 100, 4: 50, 8: 50}),
+                   rl_steps=4, group_size=4, tasks_per_step=2, eval_per_k={1: 100, 2: 100, 4: 50, 8: 50}),
 }
 SFT_LR = 6e-4
 LORA_RANK = 16
@@ -153,21 +153,21 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
 
 
 # ----------------------------------------------------------------------------------- RL
-RL_SCHEDULE = [[0, [1, 2]], [3, [1, 2, 4]], [6, [1, 2, 4, 8]]]  # curriculum over k (first step, ks)
+RL_SCHEDULE = [[0, [1, 2]], [2, [1, 2, 4]], [6, [1, 2, 4, 8]]]  # curriculum over k (first step, ks)
 
 
 def rl_config(stage: str, init: Path, preset: Preset, seed: int, flat_groups: str) -> Any:
     """The RL settings. Paper-faithful: EM reward with format validity (an invalid or unanswered
     episode scores 0), group-relative advantages, clipped surrogate (eps 0.2), k3 KL to the
     start policy, memory weight 1. CPU recipe: LoRA instead of full fine-tuning, a group of 4
-    (paper-scale runs use 5-8) and 8 steps of 8 episodes (hundreds of steps at scale), lr 1e-4
+    (paper-scale runs use 5-8) and a few steps of 8 episodes (hundreds of steps at scale), lr 1e-4
     (LoRA moves slower per step than full fine-tuning at 1e-6), bf16 autocast."""
     from mempo_agents.trainer.config import TrainerConfig
 
     return TrainerConfig(
         stage=stage, init_model=str(init), group_size=preset.group_size, tasks_per_step=preset.tasks_per_step,
         steps=preset.rl_steps, reward_metric="em", format_penalty=0.0, memory_weight=1.0, memory_norm="turn",
-        memory_flat_groups=flat_groups, log_memory_reward=True, clip_eps=0.2, kl_beta=0.01, ppo_epochs=1,
+        memory_flat_groups=flat_groups, log_memory_reward=stage == "mempo", clip_eps=0.2, kl_beta=0.01, ppo_epochs=1,
         temperature=1.0, max_new_tokens=96, lr=1e-4, warmup_steps=1, mixed_precision="bf16", minibatch_tokens=4096, seed=seed,
         objectives_schedule=RL_SCHEDULE, lora_rank=LORA_RANK, output_dir="", save_every=0,
     )
@@ -200,8 +200,8 @@ def stage_rl(args: argparse.Namespace, preset: Preset) -> Path:
 
 
 def agent_settings(memory: str) -> dict[str, Any]:
-    """What an agent built on this adapter needs: raw contexts (no chat template), as trained."""
-    return {"agent": "mempo" if memory == "self" else "full-context", "backend": {"chat_template": False},
+    """What an agent built on this adapter needs: raw contexts (no chat template) and bf16, as trained."""
+    return {"agent": "mempo" if memory == "self" else "full-context", "backend": {"chat_template": False, "dtype": "bfloat16"},
             "trained_on": {"env_ids": [env_id(k) for k in (1, 2, 4, 8)], "split": "train",
                            "memory": memory, "instructions": INSTRUCTIONS_OF[memory]}}
 
@@ -213,11 +213,12 @@ def make_eval_agent(model: str, out: Path) -> Any:
     if model == "oracle":
         return make_agent("oracle")
     if model == "base":  # the untrained embedded model, prompted (chat template on)
-        return make_agent("mempo", model="smollm2-135m-instruct", max_new_tokens=128)
+        return make_agent("mempo", model="smollm2-135m-instruct", max_new_tokens=128, dtype="bfloat16")
     if model == "full-context":
-        return make_agent("full-context", model=str(out / "sft-full" / "adapter"), max_new_tokens=128)
+        return make_agent("full-context", model=str(out / "sft-full" / "adapter"), max_new_tokens=128,
+                          dtype="bfloat16")
     folder = {"sft": "sft-self"}.get(model, model)
-    return make_agent("mempo", model=str(out / folder / "adapter"), max_new_tokens=128)
+    return make_agent("mempo", model=str(out / folder / "adapter"), max_new_tokens=128, dtype="bfloat16")
 
 
 def stage_eval(args: argparse.Namespace, preset: Preset) -> None:

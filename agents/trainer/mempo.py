@@ -329,17 +329,24 @@ def memory_rewards(
     The second term is the baseline: a memory is rewarded for how much more (or less) it
     makes the gold answer likely than the full history it summarises.
     """
+    return memory_rewards_and_probabilities(model, trajs, tokenizer, max_tokens_per_batch)[0]
+
+
+def memory_rewards_and_probabilities(
+    model: torch.nn.Module, trajs: Sequence[Trajectory], tokenizer: Any, max_tokens_per_batch: int = 8192
+) -> tuple[list[dict[int, float]], list[float]]:
+    """:func:`memory_rewards` plus every P(answer | q, mem_t) it computed (for the curves)."""
     rows = [(i, *r) for i, tr in enumerate(trajs) for r in memory_reward_inputs(tr, tokenizer)]
     result: list[dict[int, float]] = [{} for _ in trajs]
     if not rows:
-        return result
+        return result, []
     prefixes = [r[2] for r in rows] + [r[3] for r in rows]
     targets = [r[4] for r in rows] * 2
     probs = answer_probability(model, prefixes, targets, max_tokens_per_batch)
     n = len(rows)
     for j, (i, t, *_rest) in enumerate(rows):
         result[i][t] = float(probs[j] - probs[n + j])
-    return result
+    return result, [float(p) for p in probs[:n]]
 
 
 def memory_advantages(
@@ -560,7 +567,9 @@ def collect_rollouts(
     a_traj = trajectory_advantages(rewards, groups)
     r_mem: list[dict[int, float]] = [{} for _ in trajs]
     if cfg.use_memory_reward or cfg.log_memory_reward:
-        r_mem = memory_rewards(policy, trajs, tokenizer, cfg.minibatch_tokens)
+        r_mem, p_mem = memory_rewards_and_probabilities(policy, trajs, tokenizer, cfg.minibatch_tokens)
+        for tr in trajs:  # mean P(answer | q, mem) of the batch, for the training curves
+            tr.metrics["p_answer_given_mem"] = float(np.mean(p_mem)) if p_mem else 0.0
     a_mem = (memory_advantages(r_mem, groups, cfg.memory_norm, rewards, cfg.memory_flat_groups)
              if cfg.use_memory_reward else None)
     seqs = build_sequences(trajs, a_traj, a_mem, cfg.memory_weight if cfg.use_memory_reward else 0.0)
@@ -679,6 +688,7 @@ def rl_step(
         "tokens_generated": mean("tokens_generated"),
         "turns": float(np.mean([len(t.turns) for t in trajs])) if trajs else 0.0,
         "memory_reward": float(np.mean(mem_values)) if mem_values else 0.0,
+        "p_answer_given_mem": mean("p_answer_given_mem"),
         **stats,
     }
 
