@@ -7,13 +7,9 @@ manage their own memory.
 
 from __future__ import annotations
 
-import os as _os
-
-from mempo_gym.paths import cache_root as _cache_root
-
-# Nothing is fetched from a hub at run time; keep any HF cache writes inside ours.
-_os.environ.setdefault("HF_HOME", str(_cache_root() / "hf"))
-_os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Importing the library changes no process-wide setting: nothing is fetched from a hub
+# because every model/tokenizer load passes ``local_files_only=True`` where it happens.
+# pandas and matplotlib are imported only by the functions that return tables or plots.
 
 from mempo_gym.agent import Agent, make_agent, registered_agents  # noqa: E402
 from mempo_gym.core.context import (  # noqa: E402

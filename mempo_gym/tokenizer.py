@@ -89,7 +89,7 @@ class FastTokenizer:
         """The same tokenizer as a transformers ``PreTrainedTokenizerFast`` (imports transformers)."""
         from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(str(self.folder))
+        return AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True)
 
     def __repr__(self) -> str:
         return f"FastTokenizer({self.name_or_path!r}, vocab={len(self)})"
@@ -104,7 +104,7 @@ def _smollm2_tokenizer_folder() -> Path:
     from transformers import AutoTokenizer
 
     gguf = smollm2_gguf_path()
-    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, local_files_only=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tok-", dir=target.parent))
     try:
         tok.save_pretrained(str(tmp))
@@ -158,7 +158,7 @@ def load_tokenizer(tokenizer: Any = None) -> Any:
                 "local folder. Nothing is downloaded at run time: save a tokenizer with "
                 "`tokenizer.save_pretrained(folder)` and pass that folder."
             )
-        return AutoTokenizer.from_pretrained(str(path))
+        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     if not (hasattr(tokenizer, "encode") and hasattr(tokenizer, "decode")):
         raise TypeError(f"tokenizer must be a name, a folder or a tokenizer object, got {type(tokenizer).__name__}")
     return tokenizer

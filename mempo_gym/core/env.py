@@ -519,6 +519,12 @@ class MemoryEnv(gym.Env):
         return self._context
 
     @property
+    def last_call(self) -> dict[str, Any] | None:
+        """The transcript entry of the latest finished turn of this episode (``None`` before
+        the first): ``output_ids``, ``input_tokens``, ``output``, ``end``, ``action`` ..."""
+        return self._transcript[-1] if self._transcript else None
+
+    @property
     def context_ids(self) -> tuple[int, ...]:
         """The exact token ids of the next call's context (what the meter counts as its input).
 
