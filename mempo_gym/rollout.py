@@ -226,3 +226,8 @@ def _close_turn(slot: _Slot) -> None:
             end=call["end"], action=call["action"], extra=dict(slot.extra),
         ))
     slot.prompt_ids, slot.logprobs, slot.extra, slot.in_turn = None, None, {}, False
+
+
+__all__ = [
+    "Completion", "Episode", "Job", "Policy", "TurnSample", "play_batch", "rollout"
+]

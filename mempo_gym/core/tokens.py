@@ -185,3 +185,8 @@ def count_tokens(tokenizer: Any, texts: Sequence[str]) -> list[int]:
     rebuild an episode's sums)."""
     counter = TokenCounter(tokenizer)
     return [counter.count(t) for t in texts]
+
+
+__all__ = [
+    "Encoded", "SEAM_OVERLAP", "Spans", "TokenCounter", "count_tokens", "cut_to_tokens"
+]
