@@ -93,3 +93,21 @@ def test_counter_counts_like_the_tokenizer(tokenizer, word_tok) -> None:
             assert TokenCounter(tok).ids(t) == list(tok.encode(t, add_special_tokens=False))
     with pytest.raises(TypeError, match="encode"):
         TokenCounter(object())
+
+
+def test_passage_caps_are_cut_once_and_reused(tokenizer) -> None:
+    from mempo_gym.records import Document
+    from mempo_gym.retrieval import RetrieverSearchTool
+    from mempo_gym.retrieval.bm25 import BM25Retriever
+
+    long_text = " ".join(f"Tarsa fact number {i} about the film." for i in range(40))
+    docs = [Document("1", "Tarsa", long_text), Document("2", "Kelvar", DOCS["Kelvar"])]
+    tool = RetrieverSearchTool(BM25Retriever(docs, cache=False), top_k=2, passage_token_cap=16, tokenizer=tokenizer)
+    encoded: list[str] = []
+    inner = tool.counter._with_spans
+    tool.counter._with_spans = lambda t: (encoded.append(t), inner(t))[1]
+    first = tool.search("Tarsa Kelvar")
+    assert sorted(encoded) == sorted([long_text, DOCS["Kelvar"]])  # one encode per passage, over the cap or not
+    assert tool.search("Tarsa Kelvar film") == first and len(encoded) == 2  # reused
+    kept = first.split("\n")[0].removeprefix("Doc 1 (Title: Tarsa) ")
+    assert long_text.startswith(kept) and TokenCounter(tokenizer).count(kept) <= 16

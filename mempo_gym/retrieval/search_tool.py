@@ -101,6 +101,7 @@ class RetrieverSearchTool:
         self.token_unit = self.counter.unit
         self.count_tokens: CountTokens = count_tokens or self.counter.count
         self._truncate: Truncate | None = truncate
+        self._custom_count = count_tokens is not None
         if count_tokens is not None or truncate is not None:
             self.token_unit = "custom"
         self._capped: OrderedDict[str, str] = OrderedDict()
@@ -118,7 +119,7 @@ class RetrieverSearchTool:
             return hit
         if self._truncate is not None:
             out = text if self.count_tokens(text) <= cap else self._truncate(text, cap)
-        elif self.count_tokens is not self.counter.count:
+        elif self._custom_count:
             out = self.counter.cut(text, cap)[0] if self.count_tokens(text) > cap else text
         else:
             out = self.counter.cut(text, cap)[0]  # one encode whether or not it is over the cap
