@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from mempo_gym.agent import Agent
+from mempo_gym.rollout import play_batch
 
 
 @dataclass(frozen=True)
@@ -38,40 +39,30 @@ def collect_demonstrations(
     tokenizer: Any,
     batch: int = 64,
 ) -> tuple[list[Demonstration], dict[str, float]]:
-    """Run ``agent`` on every task ref (``.source``, ``.index``) and keep correct episodes' turns."""
+    """Run ``agent`` on every task ref (``.source``, ``.index``) and keep correct episodes' turns.
+
+    The turns are the exact ids the env metered (its context ids and each turn's output ids),
+    played by the shared loop :func:`mempo_gym.rollout.play_batch`."""
     from mempo_agents.trainer.mempo import clone_env
 
     demos: list[Demonstration] = []
     kept = episodes = 0
-    enc = lambda s: tuple(tokenizer.encode(s, add_special_tokens=False))  # noqa: E731
     for start in range(0, len(refs), batch):
         chunk = refs[start:start + batch]
-        slots = []
-        for slot, ref in enumerate(chunk):
-            env = clone_env(envs[ref.source])
-            obs, info = env.reset(options={"task_index": ref.index})
-            assert env.task is not None
-            agent.reset(env.task, slot)
-            slots.append([env, obs, info, False, None])
-        while not all(s[3] for s in slots):
-            live = [i for i, s in enumerate(slots) if not s[3]]
-            texts = agent.act_batch([slots[i][1] for i in live], [slots[i][2] for i in live], live)
-            for i, text in zip(live, texts):
-                obs, _r, term, trunc, info = slots[i][0].step(text)
-                slots[i][1], slots[i][2] = obs, info
-                if term or trunc:
-                    slots[i][3], slots[i][4] = True, info
-        for slot, s in enumerate(slots):
+        slots = [(clone_env(envs[ref.source]), {"task_index": ref.index}) for ref in chunk]
+        played = play_batch(slots, agent.act_batch, on_start=lambda n, task: agent.reset(task, n), record_ids=True)
+        for episode in played:
             episodes += 1
-            excluded = agent.excluded_turns(slot) if hasattr(agent, "excluded_turns") else set()
-            info = s[4]
-            if not info or float(info["metrics"].get("em", 0.0)) < 1.0 or info["metrics"].get("malformed_turns", 0):
+            excluded = agent.excluded_turns(episode.slot) if hasattr(agent, "excluded_turns") else set()
+            metrics = episode.info["metrics"]
+            if float(metrics.get("em", 0.0)) < 1.0 or metrics.get("malformed_turns", 0):
                 continue
             kept += 1
-            for turn in info["transcript"]:
-                if turn["turn"] in excluded:
+            for number, turn in enumerate(episode.turns):
+                if number in excluded:
                     continue
-                demos.append(Demonstration(enc(turn["context"]), enc(turn["output"])))
+                assert turn.prompt_ids is not None
+                demos.append(Demonstration(tuple(turn.prompt_ids), tuple(turn.completion_ids)))
     return demos, {"episodes": float(episodes), "kept": float(kept), "turns": float(len(demos))}
 
 
