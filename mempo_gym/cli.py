@@ -72,7 +72,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     frame = evaluate(
         args.env, agent, episodes=args.episodes, seed=args.seed, out=args.out, batch_size=args.batch_size,
         resume=args.resume, env_kwargs=parse_assignments(args.env_kwarg, "--env-kwarg"),
-        progress=not args.no_progress,
+        progress=not args.no_progress, task_order=args.task_order,
     )
     if not frame.empty:
         means = frame.groupby("env_id")[["f1", "em", "tokens_total", "tokens_peak"]].mean()
@@ -221,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env-kwarg", action="append", metavar="KEY=VALUE", help="gym.make keyword (repeatable)")
     p.add_argument("--agent-option", action="append", metavar="KEY=VALUE", help="agent factory option (repeatable)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--task-order", choices=("permutation", "sample"), default="permutation",
+                   help="permutation: each task once (default); sample: with replacement")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("demo", help="the main job: trained tiny MemPO agent vs full context on SynthWiki")
