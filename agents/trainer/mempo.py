@@ -140,13 +140,7 @@ def clone_env(env: Any, memory: ContextManager | None = None) -> MemoryEnv:
     base = env.unwrapped if hasattr(env, "unwrapped") else env
     if not isinstance(base, MemoryEnv):
         raise TypeError(f"expected a MemoryEnv (or a wrapper of one), got {type(base).__name__}")
-    return MemoryEnv(
-        base.tasks, base.search_tool, tokenizer=base.tokenizer,
-        memory=memory if memory is not None else copy.deepcopy(base.memory), action_mode="text",
-        context_budget=base.context_budget, max_turns=base.max_turns, max_turn_tokens=base.max_turn_tokens,
-        reward=base.reward_name, format_penalty=base.format_penalty, truncation_reward=base.truncation_reward,
-        instructions=base.instructions, env_config=base.env_config,
-    )
+    return base.clone(memory=memory, action_mode="text")
 
 
 def memory_token_mask(tokenizer: Any, ids: Sequence[int]) -> list[bool]:
