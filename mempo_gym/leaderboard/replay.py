@@ -55,6 +55,21 @@ def _first_difference(a: str, b: str) -> int:
     return min(len(a), len(b))
 
 
+def _inside_information(text: str, at: int) -> bool:
+    """Whether position ``at`` of a context lies inside an ``<information>`` block."""
+    start = text.rfind("<information>", 0, at + 1)
+    return start >= 0 and text.find("</information>", start) >= at
+
+
+def _context_reason(recorded: str, context: str, env: MemoryEnv) -> str:
+    at = _first_difference(recorded, context)
+    where = " inside an <information> block (the search results are not the env's)" \
+        if _inside_information(context, at) or _inside_information(recorded, at) else ""
+    return (f"context differs from the env's{where} at character {at} (recorded {len(recorded)} characters, "
+            f"env {len(context)}, with memory={env.memory.name!r}): recorded {_short(recorded[at:at + 40])}, "
+            f"env {_short(context[at:at + 40])}")
+
+
 def _refuse(reason: str, where: str, field: str) -> SubmissionRejected:
     return SubmissionRejected(reason, member=EPISODES, field=f"{where}: {field}")
 
@@ -80,13 +95,14 @@ def replay_episode(env: MemoryEnv, record: Mapping[str, Any], reset: Mapping[str
                           where, f"transcript[{turn}]")
         context = env.context
         if call["context"] != context:
-            at = _first_difference(call["context"], context)
-            raise _refuse(f"context differs from the env's at character {at} (recorded {len(call['context'])} "
-                          f"characters, env {len(context)}): recorded {_short(call['context'][at:at + 40])}, "
-                          f"env {_short(context[at:at + 40])}", where, f"turn {turn}: context")
+            raise _refuse(_context_reason(call["context"], context, env), where, f"turn {turn}: context")
         action: Any = call["output_ids"] if "output_ids" in call else call["output"]
         _, _, terminated, truncated, info = env.step(action)
         done = terminated or truncated
+        last = env.turns[-1]
+        if "information" in call and call["information"] != last.information:
+            raise _refuse(f"information {_short(call['information'])} is not what the env answered "
+                          f"({_short(last.information)})", where, f"turn {turn}: information")
     if not done:
         raise _refuse(f"the transcript ends after {len(calls)} calls but the episode is not over (no answer, "
                       "turns and budget left)", where, f"transcript[{len(calls)}]")
@@ -94,7 +110,10 @@ def replay_episode(env: MemoryEnv, record: Mapping[str, Any], reset: Mapping[str
     for turn, (call, made) in enumerate(zip(calls, produced)):
         for name in CALL_FIELDS:
             if name in call and name in made and call[name] != made[name]:
-                raise _refuse(f"{name} {_short(call[name])} differs from the env's {_short(made[name])}",
+                note = ""
+                if name == "output" and call[name].startswith(made[name]):
+                    note = " (text after the turn's end is not part of the turn: the env stops at </search> or </answer>)"
+                raise _refuse(f"{name} {_short(call[name])} differs from the env's {_short(made[name])}{note}",
                               where, f"turn {turn}: {name}")
     metrics = info["metrics"]
     for name in EPISODE_FIELDS:

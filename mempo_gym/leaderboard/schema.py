@@ -62,7 +62,7 @@ CALL_REQUIRED: dict[str, tuple[type, ...]] = {
 }
 CALL_OPTIONAL: dict[str, tuple[type, ...]] = {
     "output_ids": (list,), "information": (str, type(None)), "action": (str,), "end": (str,),
-    "malformed": (str, type(None)), "turn": (int,),
+    "malformed": (str, type(None)), "turn": (int,), "altered": (bool,),
 }
 
 

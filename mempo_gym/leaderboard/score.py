@@ -252,6 +252,7 @@ def score_submission(
                     "f1": float(metrics["f1"]), "em": float(metrics["em"]), "tokens_total": metrics["tokens_total"],
                     "tokens_peak": metrics["tokens_peak"], "tokens_generated": metrics["tokens_generated"],
                     "turns": metrics["turns"], "num_objectives": task.num_objectives,
+                    "searchless": bool(metrics.get("answered")) and not metrics.get("searches"),
                 })
             if not any(run.rows for run in runs.values()):
                 raise SubmissionRejected("holds no episodes", member=EPISODES)
@@ -334,6 +335,8 @@ def _env_summary(rows: list[dict[str, Any]], kwargs: dict[str, Any], ignored: li
         "tokens_generated": float(np.mean([r["tokens_generated"] for r in rows])),
         "turns": float(np.mean([r["turns"] for r in rows])),
         "claimed_score_mismatches": mismatches,
+        #: share of episodes answered without a single search (replay cannot tell recall from search)
+        "answered_without_search": float(np.mean([r.get("searchless", False) for r in rows])),
         "by_objectives": by_objectives,
     }
 

@@ -21,9 +21,6 @@ from mempo_gym.tokenizer import DEFAULT_TOKENIZER
 
 #: Env kwargs naming paths on the submitter's machine; dropped (the scorer's data dir is used).
 PATH_KWARGS = frozenset({"data_dir", "index_cache_dir", "cache_dir", "cache_path"})
-#: Settings that describe the evaluated method rather than the benchmark: they never make a run non-standard.
-METHOD_SETTINGS = frozenset({"memory", "window_k", "external_top_k", "external_ranker", "instructions",
-                             "action_mode", "reward", "format_penalty", "truncation_reward", "render_mode"})
 MAX_ENVS = 32
 MAX_EPISODES_PER_ENV = 20_000
 MAX_EPISODES_TOTAL = 50_000
@@ -123,6 +120,7 @@ ALLOWED: dict[str, Setting] = {
     "truncation_reward": Setting(_float(-1.0, 1.0)),
     "instructions": Setting(_text(16_000)),
     "render_mode": Setting(_choice(None, "ansi")),
+    "unrepresentable": Setting(_choice("warn", "error")),
     "objectives": Setting(_int(1, 16)),
     # SynthWiki worlds (sizes bounded: the scorer generates the world)
     "split": Setting(_choice("train", "dev", "test"), SYNTH),
