@@ -57,7 +57,7 @@ from mempo_gym.leaderboard.schema import (
     CONFIG, EPISODES, MANIFEST, SCHEMA_VERSION, WEB_CACHE, check_config, check_listing, check_manifest,
     parse_episode_line, parse_json,
 )
-from mempo_gym.leaderboard.settings import check_env_settings, differing_settings, env_family
+from mempo_gym.leaderboard.settings import benchmark_kwargs, check_env_settings, differing_settings, env_family
 from mempo_gym.report import bootstrap_interval
 from mempo_gym.version import __version__
 
@@ -104,7 +104,7 @@ def _reference_describe(env_id: str, kwargs_json: str, data_dir: str | None) -> 
 
 
 def settings_group(env_id: str, described: Mapping[str, Any], suite_name: str | None,
-                   data_dir: str | None) -> tuple[str, list[str], str | None]:
+                   data_dir: str | None, kwargs: Mapping[str, Any] | None = None) -> tuple[str, list[str], str | None]:
     """``(group, differing settings, suite)``: ``standard``, ``private-world`` or ``non-standard``.
 
     The standard is the suite entry's settings for ``env_id`` (``MemPO-Bench-v0`` unless the
@@ -116,6 +116,9 @@ def settings_group(env_id: str, described: Mapping[str, Any], suite_name: str | 
     suite = SUITES.get(suite_name or DEFAULT_SUITE)
     entry = suite.entry(env_id) if suite is not None else None
     standard = {k: v for k, v in (entry.kwargs if entry else {}).items() if k != "mode"}
+    suite_label = suite.name if entry is not None and suite is not None else None
+    if kwargs is not None and benchmark_kwargs(kwargs) == benchmark_kwargs(standard):
+        return "standard", [], suite_label  # the same benchmark settings, given the same way: nothing to build
     if env_family(env_id) == "web":
         standard = {**standard, "mode": "live"}
     try:
@@ -123,7 +126,6 @@ def settings_group(env_id: str, described: Mapping[str, Any], suite_name: str | 
     except Exception as exc:  # noqa: BLE001 - data for the standard build may be absent
         return "non-standard", [f"standard settings cannot be built here ({type(exc).__name__})"], None
     diff = differing_settings(described, reference)
-    suite_label = suite.name if entry is not None and suite is not None else None
     if not diff:
         return "standard", [], suite_label
     if set(diff) <= {"synthwiki", "world_id"}:
@@ -268,7 +270,7 @@ def score_submission(
             for env_id, run in runs.items():
                 assert run.core is not None
                 described = to_jsonable(run.core.describe())
-                group, diff, suite = settings_group(env_id, described, suite_name, data)
+                group, diff, suite = settings_group(env_id, described, suite_name, data, run.kwargs)
                 per_env[env_id] = {
                     **_env_summary(run.rows, run.kwargs, run.ignored, run.mismatches),
                     "seed": run.plan["seed"], "task_order": run.plan["task_order"],

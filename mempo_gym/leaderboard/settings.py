@@ -207,6 +207,17 @@ def check_env_settings(env_id: str, kwargs: Mapping[str, Any], where: str, membe
     return built, ignored
 
 
+#: Keyword arguments that choose the evaluated method (or how the scorer replays), not the benchmark.
+METHOD_KWARGS = frozenset({"memory", "window_k", "external_top_k", "external_ranker", "instructions", "action_mode",
+                           "reward", "format_penalty", "truncation_reward", "render_mode", "unrepresentable", "mode",
+                           "strict_replay"})
+
+
+def benchmark_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The benchmark part of ``gym.make`` kwargs (method and path settings dropped)."""
+    return {k: v for k, v in kwargs.items() if k not in METHOD_KWARGS and k not in PATH_KWARGS and k != "tokenizer"}
+
+
 #: describe() keys that belong to the evaluated method, not to the benchmark.
 METHOD_DESCRIBE_KEYS = frozenset({"memory", "instructions", "action_mode", "reward", "format_penalty",
                                   "truncation_reward", "web_mode", "data_files"})
