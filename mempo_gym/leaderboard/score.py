@@ -128,9 +128,14 @@ def settings_group(env_id: str, described: Mapping[str, Any], suite_name: str | 
     diff = differing_settings(described, reference)
     if not diff:
         return "standard", [], suite_label
-    if set(diff) <= {"synthwiki", "world_id"}:
+    if "synthwiki" in diff and set(diff) <= {"synthwiki", "world_id", "search_tool"}:
         ours, theirs = dict(described.get("synthwiki") or {}), dict(reference.get("synthwiki") or {})
-        if {k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k)} <= {"seed"}:
+        tool = json.loads(canonical_json(described.get("search_tool") or {}))
+        ref_tool = json.loads(canonical_json(reference.get("search_tool") or {}))
+        for t in (tool, ref_tool):  # another world is another corpus: only its hash may differ
+            if isinstance(t.get("retriever"), dict):
+                t["retriever"].pop("corpus_sha256", None)
+        if {k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k)} <= {"seed"} and tool == ref_tool:
             return "private-world", ["synthwiki.seed"], suite_label
     return "non-standard", diff, suite_label
 
