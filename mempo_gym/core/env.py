@@ -9,7 +9,8 @@ the :class:`~mempo_gym.core.context.ContextManager`.
 Two action modes with identical semantics and accounting:
 
 * ``action_mode="token"`` — the action is one token id (``Discrete(len(tokenizer))``);
-  the observation holds the context ids padded to ``context_budget``.
+  the observation holds the context ids padded to ``context_budget`` (a buffer the env
+  updates in place, a copy of which each step returns).
 * ``action_mode="text"`` — the action is one whole turn (the fast path for LLM agents):
   either a string, which is tokenized, or the exact token ids the model sampled (a list or
   tuple of ints, or a 1-D integer numpy array). Both are fed through exactly the same
@@ -28,7 +29,10 @@ re-spaces text; the tag parser ignores whitespace), and lone surrogates become U
 
 A turn ends at the first ``</search>`` or ``</answer>``, at EOS, at ``max_turn_tokens``
 or when the context reaches ``context_budget``. See :mod:`mempo_gym.core.protocol` for how
-a turn is judged and :mod:`mempo_gym.core.meter` for how tokens are counted.
+a turn is judged, :mod:`mempo_gym.core.meter` for what is summed and
+:mod:`mempo_gym.core.tokens` for how text becomes counted tokens (the prompt is encoded
+once per episode and each new context only from a seam near the end of the text it shares
+with the previous one, so the env's cost per turn does not grow with the horizon).
 
 Episode ends:
 
@@ -54,6 +58,7 @@ from gymnasium import spaces
 
 from mempo_gym.core.context import ContextManager, SelfMemory, TurnRecord
 from mempo_gym.core.meter import TokenMeter
+from mempo_gym.core.tokens import Encoded, TokenCounter
 from mempo_gym.core.protocol import ParsedTurn, StopDetector, cut_at_stop, find_stop, parse_turn
 from mempo_gym.core.spaces import UnicodeText
 from mempo_gym.core.tools import SearchTool, ToolFatalError
@@ -183,6 +188,7 @@ class MemoryEnv(gym.Env):
         pad = self.tokenizer.pad_token_id
         self.pad_token_id = int(pad if pad is not None else (self.eos_token_id or 0))
         self._stop = StopDetector(self.tokenizer)
+        self.token_counter = TokenCounter(self.tokenizer)
 
         budget_box = spaces.Box(0, self.context_budget, shape=(1,), dtype=np.int64)
         counters = {
@@ -210,7 +216,12 @@ class MemoryEnv(gym.Env):
         self._prompt = ""
         self._context = ""
         self._context_ids: list[int] = []
+        self._prompt_enc: Encoded | None = None
+        self._context_enc: Encoded | None = None
         self._turn_ids: list[int] = []
+        # Token mode: the observation buffer, updated in place (positions < _filled may be non-pad).
+        self._buf = np.full(self.context_budget if action_mode == "token" else 0, self.pad_token_id, dtype=np.int64)
+        self._filled = 0
         self._altered: bool = False
         self._warned_altered = False
         self._done = True
@@ -242,6 +253,9 @@ class MemoryEnv(gym.Env):
         self._done = False
         self._started = time.perf_counter()
         self._prompt = render_prompt(self.instructions, [q.text for q in self._task.questions])
+        if self._prompt_enc is None or self._prompt_enc.text != self._prompt:  # once per episode (or task)
+            self._prompt_enc = self.token_counter.encode(self._prompt)
+        self._context_enc = None
         self._set_context(self.memory.build(self._prompt, self._turns))
         info = self._step_info()
         info["settings"] = self.describe()
@@ -336,6 +350,11 @@ class MemoryEnv(gym.Env):
     def _push_token(self, token: int) -> str | None:
         """Append one generated token; return why the turn ended, or ``None``."""
         self._turn_ids.append(token)
+        if self.action_mode == "token":
+            pos = len(self._context_ids) + len(self._turn_ids) - 1
+            if pos < self.context_budget:
+                self._buf[pos] = token
+                self._filled = max(self._filled, pos + 1)
         if self._stop.is_eos(token):
             return "eos"
         if self._stop.completes_stop(self._turn_ids):
@@ -376,6 +395,10 @@ class MemoryEnv(gym.Env):
         )
         self._turn_ids = []
         self._altered = False
+        if self.action_mode == "token":  # the finished turn leaves the buffer (until the next context)
+            end = min(len(self._context_ids), self.context_budget)
+            self._buf[end:self._filled] = self.pad_token_id
+            self._filled = min(self._filled, end)
 
         if parsed.action == "answer":
             return self._end_episode(parsed.answer or "", terminated=True, reason=None)
@@ -434,8 +457,26 @@ class MemoryEnv(gym.Env):
 
     # ------------------------------------------------------------------ observations
     def _set_context(self, text: str) -> None:
-        self._context = text
-        self._context_ids = list(self.tokenizer.encode(text, add_special_tokens=False))
+        """Make ``text`` the next call's context, encoding it by the seam rule of
+        :mod:`mempo_gym.core.tokens` from the previous context or the prompt."""
+        prev, prompt = self._context_enc, self._prompt_enc
+        if prev is not None and text.startswith(prev.text):
+            enc, same = self.token_counter.extend(prev, text)
+        elif prompt is not None and text.startswith(prompt.text):
+            enc, same = self.token_counter.extend(prompt, text)
+            n = min(same, len(prompt.ids))
+            same = n if prev is not None and prev.ids[:n] == prompt.ids[:n] else 0
+        else:
+            enc, same = self.token_counter.encode(text), 0
+        self._context, self._context_enc, self._context_ids = text, enc, enc.ids
+        if self.action_mode == "token":
+            ids, buf = enc.ids, self._buf
+            end = min(len(ids), self.context_budget)
+            start = min(same, end)
+            buf[start:end] = ids[start:end]
+            if self._filled > end:
+                buf[end:self._filled] = self.pad_token_id
+            self._filled = end
 
     def _observation(self) -> dict[str, Any]:
         length = min(len(self._context_ids) + len(self._turn_ids), self.context_budget)
@@ -446,10 +487,7 @@ class MemoryEnv(gym.Env):
             "turn": len(self._turns) if len(self._turns) <= self.max_turns else self.max_turns,
         }
         if self.action_mode == "token":
-            ids = np.full(self.context_budget, self.pad_token_id, dtype=np.int64)
-            seq = (self._context_ids + self._turn_ids)[: self.context_budget]
-            ids[: len(seq)] = seq
-            return {"tokens": ids, **counters}
+            return {"tokens": self._buf.copy(), **counters}  # one memcpy: gymnasium wants fresh data
         return {"context": self._context, **counters}
 
     def _step_info(self) -> dict[str, Any]:
@@ -481,6 +519,12 @@ class MemoryEnv(gym.Env):
         return self._context
 
     @property
+    def last_call(self) -> dict[str, Any] | None:
+        """The transcript entry of the latest finished turn of this episode (``None`` before
+        the first): ``output_ids``, ``input_tokens``, ``output``, ``end``, ``action`` ..."""
+        return self._transcript[-1] if self._transcript else None
+
+    @property
     def context_ids(self) -> tuple[int, ...]:
         """The exact token ids of the next call's context (what the meter counts as its input).
 
@@ -502,7 +546,7 @@ class MemoryEnv(gym.Env):
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` with the environment's tokenizer."""
-        return len(self.tokenizer.encode(text, add_special_tokens=False))
+        return self.token_counter.count(text)
 
     def describe(self) -> dict[str, Any]:
         """JSON-serialisable settings of this environment (also ``info["settings"]`` at reset),
@@ -536,3 +580,8 @@ class MemoryEnv(gym.Env):
             print(text)
             return None
         return text
+
+
+__all__ = [
+    "ACTION_MODES", "MALFORMED_FEEDBACK", "MemoryEnv", "REWARDS", "UNREPRESENTABLE"
+]
