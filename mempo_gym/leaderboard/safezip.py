@@ -48,6 +48,8 @@ class ArchiveLimits:
     max_config_bytes: int = 16 * 1024 * 1024
     #: one episode line (a transcript of at most max_turns calls, each bounded by the context budget).
     max_line_bytes: int = 64 * 1024 * 1024
+    #: tokens (input + output, as the env meters them) the scorer replays for one submission.
+    max_replay_tokens: int = 200_000_000
 
 
 def _check_name(name: str) -> None:

@@ -233,6 +233,7 @@ def score_submission(
             with open(web_cache, "wb") as fh:
                 for chunk in archive.stream(WEB_CACHE):
                     fh.write(chunk)
+        replayed = 0
         try:
             for number, line in archive.lines(EPISODES, limits.max_line_bytes):
                 record = parse_episode_line(line, number, set(runs))
@@ -253,6 +254,11 @@ def score_submission(
                                              member=EPISODES, field=where) from exc
                 task = core.task
                 assert task is not None
+                replayed += int(metrics["tokens_total"])
+                if replayed > limits.max_replay_tokens:
+                    raise SubmissionRejected(
+                        f"the episodes up to here already replay {replayed} tokens, above the scorer's limit of "
+                        f"{limits.max_replay_tokens}", member=EPISODES, field=where)
                 if "f1" in record and abs(float(record["f1"]) - float(metrics["f1"])) > 1e-9:
                     run.mismatches += 1
                 run.rows.append({
