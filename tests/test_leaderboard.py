@@ -23,7 +23,6 @@ from mempo_gym.cli import main  # noqa: E402
 from mempo_gym.harness import evaluate  # noqa: E402
 from mempo_gym.leaderboard import (  # noqa: E402
     ArchiveLimits, SubmissionRejected, build_leaderboard, score_submission, submit_run, write_result,
-    write_submission,
 )
 from mempo_gym.leaderboard.schema import manifest_entry  # noqa: E402
 
