@@ -141,6 +141,8 @@ def test_config_maps_shared_settings_and_refuses_what_would_break_the_equations(
         grpo_args(cfg, {"gradient_accumulation_steps": 3}, num_processes=1)
     with pytest.raises(ValueError, match="curriculum"):
         grpo_args(cfg_for(tmp_path, objectives_schedule=[[0, [1]]]), {}, num_processes=1)
+    vllm = grpo_args(cfg, {"use_vllm": True}, num_processes=1)  # vLLM stops at the env's stop strings itself
+    assert vllm.generation_kwargs == {"stop": ["</search>", "</answer>"], "include_stop_str_in_output": True}
     cfg_file = ROOT / "configs" / "trl_mempo.yaml"
     loaded, trl, _lora = load_config(cfg_file, ["mempo.steps=3", "trl.logging_steps=5"])
     assert loaded.steps == 3 and trl["logging_steps"] == 5

@@ -45,7 +45,7 @@ import torch
 
 from mempo_gym.core.context import SelfMemory
 from mempo_gym.core.env import MemoryEnv
-from mempo_gym.core.protocol import StopDetector, parse_turn
+from mempo_gym.core.protocol import STOP_STRINGS, StopDetector, parse_turn
 
 from mempo_agents.trainer.config import TrainerConfig
 from mempo_agents.trainer.mempo import (
@@ -155,6 +155,9 @@ def grpo_args(
     }
     if cfg.save_every:
         defaults["save_steps"] = cfg.save_every
+    if trl.get("use_vllm") and "generation_kwargs" not in trl:
+        # vLLM stops at the env's stop strings itself (truncate_turn still cuts at the exact token)
+        defaults["generation_kwargs"] = {"stop": list(STOP_STRINGS), "include_stop_str_in_output": True}
     return GRPOConfig(**{
         **defaults, **trl,
         "num_generations": cfg.group_size, "beta": cfg.kl_beta, "epsilon": cfg.clip_eps,
