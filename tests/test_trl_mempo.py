@@ -43,13 +43,13 @@ from mempo_agents.trainer.mempo import (  # noqa: E402
     memory_token_mask,
     mempo_loss,
     minibatches,
-    pad_sequences,
+    right_aligned,
     run_episodes,
     sample_batch,
-    sequence_logprobs,
     trajectory_advantages,
     trajectory_reward,
 )
+from mempo_agents.trainer.policy import completion_logprobs  # noqa: E402
 from mempo_agents.trainer.oracle import CompactOracleAgent  # noqa: E402
 from mempo_agents.trainer.trl_mempo import (  # noqa: E402
     MemPOGRPOTrainer,
@@ -113,14 +113,13 @@ def scripted_trajectories(tok, env, model) -> tuple[list[Trajectory], list[int]]
                 text = text.replace(f"<mem>{mem}</mem>", "<mem> nothing </mem>") if mem else text
                 if "<answer>" in text:
                     text = "<mem> nothing </mem> <answer> Nobody </answer>"
-            ctx = tok.encode(obs["context"], add_special_tokens=False)
+            ctx = list(e.context_ids)
             gen = tok.encode(text, add_special_tokens=False)
-            ids = torch.tensor([ctx + gen])
             with torch.no_grad():
-                lp = sequence_logprobs(model, ids, torch.ones_like(ids))[0, len(ctx) - 1:]
+                lp = completion_logprobs(model, [ctx], [gen])[0][0]
             shift = torch.tensor([0.3 if j % 3 == 0 else (-0.1 if j % 3 == 1 else 0.0) for j in range(len(gen))])
             tr.turns.append(Turn(ctx, gen, (lp + shift).tolist(), memory_token_mask(tok, gen), parse_turn(text).mem))
-            obs, _r, term, trunc, info = e.step(text)
+            obs, _r, term, trunc, info = e.step(gen)
             done = term or trunc
         tr.metrics, tr.records, tr.transcript = dict(info["metrics"]), e.turns, list(info["transcript"])
         trajs.append(tr)
@@ -144,7 +143,7 @@ def test_config_maps_shared_settings_and_refuses_what_would_break_the_equations(
     vllm = grpo_args(cfg, {"use_vllm": True}, num_processes=1)  # vLLM stops at the env's stop strings itself
     assert vllm.generation_kwargs == {"stop": ["</search>", "</answer>"], "include_stop_str_in_output": True}
     cfg_file = ROOT / "configs" / "trl_mempo.yaml"
-    loaded, trl, _lora = load_config(cfg_file, ["mempo.steps=3", "trl.logging_steps=5"])
+    loaded, trl = load_config(cfg_file, ["mempo.steps=3", "trl.logging_steps=5"])
     assert loaded.steps == 3 and trl["logging_steps"] == 5
     with pytest.raises(ValueError, match="mempo.KEY=VALUE"):
         load_config(cfg_file, ["steps=3"])
@@ -197,17 +196,21 @@ def test_trl_loss_advantages_and_gradient_equal_the_reference_trainer(tok, env, 
     assert len({tr.reward for tr in trajs}) > 1
     a_traj = trajectory_advantages([t.reward for t in trajs], groups)
     r_mem = memory_rewards(policy, trajs, tok, cfg.minibatch_tokens)
-    a_mem = memory_advantages(r_mem, groups, cfg.memory_norm)
+    a_mem = memory_advantages(r_mem, groups, cfg.memory_norm, [t.reward for t in trajs], cfg.memory_flat_groups)
     seqs = build_sequences(trajs, a_traj, a_mem, cfg.memory_weight)
     assert any(abs(v) > 0 for d in a_mem for v in d.values())
     policy.zero_grad(set_to_none=True)
     ref_loss = 0.0
-    for mb in minibatches(seqs, cfg.minibatch_tokens):
-        b = pad_sequences(mb, tok.pad_token_id)
+    for mb in minibatches(seqs, cfg.minibatch_tokens):  # as update_policy, with the shifted old log-probs
+        ctxs, gens = [s.context_ids for s in mb], [s.generated_ids for s in mb]
         with torch.no_grad():
-            ref_logp = sequence_logprobs(ref_model, b["input_ids"], b["attention_mask"], cfg.temperature)
-        logp = sequence_logprobs(policy, b["input_ids"], b["attention_mask"], cfg.temperature)
-        loss, _ = mempo_loss(logp, b["old_logp"], ref_logp, b["adv"], b["mask"], b["weight"], cfg.clip_eps, cfg.kl_beta)
+            ref_logp = completion_logprobs(ref_model, ctxs, gens, cfg.temperature, tok.pad_token_id)[0]
+        logp, mask = completion_logprobs(policy, ctxs, gens, cfg.temperature, tok.pad_token_id)
+        width = mask.shape[1]
+        adv = right_aligned([s.advantages for s in mb], width)
+        old = right_aligned([s.old_logprobs for s in mb], width)
+        weight = torch.tensor([s.weight for s in mb])
+        loss, _ = mempo_loss(logp, old, ref_logp, adv, mask, weight, cfg.clip_eps, cfg.kl_beta)
         loss.backward()
         ref_loss += float(loss)
     ref_grads = {n: p.grad.clone() for n, p in policy.named_parameters() if p.grad is not None}

@@ -55,7 +55,7 @@ from mempo_agents.trainer.mempo import (
     build_sequences,
     clone_env,
     memory_advantages,
-    memory_rewards,
+    memory_rewards_and_probabilities,
     memory_token_mask,
     run_episodes,
     trajectory_advantages,
@@ -91,9 +91,9 @@ MAPPED_FIELDS = {
 # =============================================================================================
 # Settings
 # =============================================================================================
-def load_config(path: str | Path, overrides: Sequence[str] = ()) -> tuple[TrainerConfig, dict[str, Any], dict[str, Any]]:
-    """Read a YAML file with sections ``mempo:`` (:class:`TrainerConfig` keys), ``trl:``
-    (extra ``GRPOConfig`` keys) and optional ``lora:`` (``peft.LoraConfig`` keys).
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> tuple[TrainerConfig, dict[str, Any]]:
+    """Read a YAML file with sections ``mempo:`` (:class:`TrainerConfig` keys, LoRA included:
+    ``lora_rank``, ``lora_alpha``) and ``trl:`` (extra ``GRPOConfig`` keys).
 
     ``overrides`` are ``section.key=value`` strings (``value`` parsed as YAML), applied last.
     """
@@ -103,16 +103,16 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Traine
     if not path.is_file():
         raise FileNotFoundError(f"TRL trainer config {str(path)!r} does not exist")
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(data, dict) or set(data) - {"mempo", "trl", "lora"}:
-        raise ValueError(f"{path.name}: top level must hold only the sections 'mempo', 'trl' and 'lora'")
-    sections = {k: dict(data.get(k) or {}) for k in ("mempo", "trl", "lora")}
+    if not isinstance(data, dict) or set(data) - {"mempo", "trl"}:
+        raise ValueError(f"{path.name}: top level must hold only the sections 'mempo' and 'trl'")
+    sections = {k: dict(data.get(k) or {}) for k in ("mempo", "trl")}
     for item in overrides:
         key, sep, value = item.partition("=")
         section, dot, name = key.partition(".")
         if not sep or not dot or section not in sections:
-            raise ValueError(f"override {item!r} must look like mempo.KEY=VALUE, trl.KEY=VALUE or lora.KEY=VALUE")
+            raise ValueError(f"override {item!r} must look like mempo.KEY=VALUE or trl.KEY=VALUE")
         sections[section][name] = yaml.safe_load(value)
-    return TrainerConfig.from_dict(sections["mempo"]), sections["trl"], sections["lora"]
+    return TrainerConfig.from_dict(sections["mempo"]), sections["trl"]
 
 
 def grpo_args(
@@ -167,7 +167,8 @@ def grpo_args(
         "bf16": cfg.mixed_precision == "bf16", "fp16": cfg.mixed_precision == "fp16",
         "per_device_train_batch_size": trajectories // (num_processes * accum),
         "gradient_accumulation_steps": accum, "steps_per_generation": accum, "loss_type": LOSS_TYPE,
-        **({"max_completion_length": int(max_turn_tokens)} if max_turn_tokens else {}),
+        **({"max_completion_length": int(min(max_turn_tokens, cfg.max_new_tokens or max_turn_tokens))}
+           if max_turn_tokens else {}),
     })
 
 
@@ -226,6 +227,7 @@ def play_episodes(
     slots: Sequence[tuple[MemoryEnv, int]],
     groups: Sequence[int] | None = None,
     keep_going: Callable[[bool], bool] = bool,
+    max_new_tokens: int = 0,
 ) -> list[Trajectory]:
     """:func:`mempo.run_episodes` with the model call replaced by ``sample(contexts, budgets)``.
 
@@ -236,34 +238,32 @@ def play_episodes(
     :func:`mempo.run_episodes` token for token.
     """
     trajs: list[Trajectory] = []
-    obs: list[dict[str, Any]] = []
     for k, (env, task_index) in enumerate(slots):
-        o, _ = env.reset(options={"task_index": task_index})
+        env.reset(options={"task_index": task_index})
         task = env.task
         assert task is not None
         trajs.append(Trajectory(group=groups[k] if groups else k, task_id=task.id, golds=task.golds,
                                 prompt=env.context, turns=[], records=[], metrics={}))
-        obs.append(o)
     live = list(range(len(slots)))
     while keep_going(bool(live)):
-        contexts = [list(tokenizer.encode(obs[k]["context"], add_special_tokens=False)) for k in live]
+        contexts = [list(slots[k][0].context_ids) for k in live]
         budgets = [
-            max(0, min(slots[k][0].max_turn_tokens, slots[k][0].context_budget - len(c)))
+            max(0, min(slots[k][0].max_turn_tokens, max_new_tokens or slots[k][0].max_turn_tokens,
+                       slots[k][0].context_budget - len(c)))
             for k, c in zip(live, contexts)
         ]
         gen, logp = sample(contexts, budgets)
         still = []
         for k, ctx, g, lp in zip(live, contexts, gen, logp):
             env = slots[k][0]
-            text = tokenizer.decode(g, skip_special_tokens=True)
-            trajs[k].turns.append(Turn(ctx, g, lp, memory_token_mask(tokenizer, g), parse_turn(text).mem))
-            o, _r, terminated, truncated, info = env.step(text)
+            _o, _r, terminated, truncated, info = env.step(g)  # token-exact, as the reference
+            parsed = parse_turn(tokenizer.decode(g, skip_special_tokens=True))
+            trajs[k].turns.append(Turn(ctx, g, lp, memory_token_mask(tokenizer, g), parsed.mem))
             if terminated or truncated:
                 trajs[k].metrics = dict(info["metrics"])
                 trajs[k].records = env.turns
                 trajs[k].transcript = list(info["transcript"])
             else:
-                obs[k] = o
                 still.append(k)
         live = still
     return trajs
@@ -297,18 +297,17 @@ def pack_rows(
     """
     prompts, completions, advs, masks, logps, keep = [], [], [], [], [], []
     for s, w in zip(seqs, weights):
-        start = s.loss_mask.index(True)
-        if not all(s.loss_mask[start:]):
-            raise ValueError("a training row must end with its generated tokens")
-        prompts.append(torch.tensor(s.input_ids[:start] or [pad_id]))
-        completions.append(torch.tensor(s.input_ids[start:]))
+        if not s.context_ids:
+            raise ValueError("a training row needs at least one context token to condition on")
+        prompts.append(torch.tensor(list(s.context_ids), dtype=torch.long))
+        completions.append(torch.tensor(list(s.generated_ids), dtype=torch.long))
         advs.append(torch.tensor(s.advantages, dtype=torch.float32))
         masks.append(torch.full((len(s.advantages),), float(w) * float(total_tokens)))
         logps.append(torch.tensor(s.old_logprobs, dtype=torch.float32))
         keep.append(torch.ones(len(s.advantages), dtype=torch.long))
     while not prompts or len(prompts) % max(1, multiple):
-        prompts.append(torch.tensor([pad_id]))
-        completions.append(torch.tensor([pad_id]))
+        prompts.append(torch.tensor([pad_id], dtype=torch.long))
+        completions.append(torch.tensor([pad_id], dtype=torch.long))
         advs.append(torch.zeros(1))
         masks.append(torch.zeros(1))
         logps.append(torch.zeros(1))
@@ -407,7 +406,7 @@ class MemPOGRPOTrainer(GRPOTrainer):
         return bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
 
     def play(self, slots: Sequence[tuple[MemoryEnv, int]], groups: Sequence[int]) -> tuple[list[Trajectory], list[dict[int, float]]]:
-        """Episodes and (MemPO only) the memory rewards R^M, with the current policy."""
+        """Episodes and the memory rewards R^M (MemPO, or ``log_memory_reward``), with the current policy."""
         cfg = self.mempo_config
         with (
             unwrap_model_for_generation(
@@ -422,11 +421,16 @@ class MemPOGRPOTrainer(GRPOTrainer):
             if self.use_vllm:
                 lockstep = self.vllm_mode == "server" or self.vllm_tensor_parallel_size > 1
                 trajs = play_episodes(self._vllm_sample, self.tokenizer_, slots, groups,
-                                      keep_going=self._any_live if lockstep else bool)
+                                      keep_going=self._any_live if lockstep else bool,
+                                      max_new_tokens=cfg.max_new_tokens)
             else:
-                trajs = run_episodes(policy, self.tokenizer_, slots, cfg.temperature, groups, self.rollout_generator)
-            r_mem = (memory_rewards(policy, trajs, self.tokenizer_, cfg.minibatch_tokens)
-                     if cfg.use_memory_reward else [{} for _ in trajs])
+                trajs = run_episodes(policy, self.tokenizer_, slots, cfg.temperature, groups, self.rollout_generator,
+                                     cfg.max_new_tokens)
+            r_mem: list[dict[int, float]] = [{} for _ in trajs]
+            if cfg.use_memory_reward or cfg.log_memory_reward:
+                r_mem, p_mem = memory_rewards_and_probabilities(policy, trajs, self.tokenizer_, cfg.minibatch_tokens)
+                for tr in trajs:  # mean P(answer | q, mem) of this process's episodes, for the curves
+                    tr.metrics["p_answer_given_mem"] = float(sum(p_mem) / len(p_mem)) if p_mem else 0.0
             if was_training:
                 policy.train()
         return trajs, r_mem
@@ -452,7 +456,8 @@ class MemPOGRPOTrainer(GRPOTrainer):
         a_traj = a_traj_all[start:start + len(local)]
         a_mem = None
         if cfg.use_memory_reward:
-            a_mem = memory_advantages([x[2] for x in everything], groups_all, cfg.memory_norm)[start:start + len(local)]
+            a_mem = memory_advantages([x[2] for x in everything], groups_all, cfg.memory_norm,
+                                      [x[1] for x in everything], cfg.memory_flat_groups)[start:start + len(local)]
         seqs = build_sequences(trajs, a_traj, a_mem, cfg.memory_weight if cfg.use_memory_reward else 0.0)
         weights = global_weights(seqs, len(local), len(everything))
         total = sum(x[3] for x in everything)
@@ -465,7 +470,8 @@ class MemPOGRPOTrainer(GRPOTrainer):
             "reward": mean([x[1] for x in everything]),
             "frac_reward_zero_std": mean([float(all(r == grp[0] for r in grp)) for grp in _by_group(everything)]),
             **{f"episode/{k}": mean([float(x[4].get(k, 0.0)) for x in everything])
-               for k in ("f1", "em", "tokens_total", "tokens_peak", "tokens_generated", "turns", "malformed_turns")},
+               for k in ("f1", "em", "tokens_total", "tokens_peak", "tokens_generated", "turns", "malformed_turns",
+                         "p_answer_given_mem")},
             "memory_reward": mean(mems),
             "trajectories": float(len(everything)),
             "turn_rows": float(sum(gather_object([len(seqs)]) if self.accelerator.num_processes > 1 else [len(seqs)])),
@@ -528,18 +534,14 @@ def _by_group(rows: Sequence[tuple[Any, ...]]) -> list[list[float]]:
 # Command line
 # =============================================================================================
 def load_model(cfg: TrainerConfig) -> tuple[Any, Any]:
-    """``init_model: smollm2-135m-instruct`` is the embedded model; anything else goes to the
-    reference trainer's loader (a saved folder, or ``model_config`` for a fresh Llama)."""
-    from mempo_agents.backends.embedded_model import EMBEDDED_MODEL_NAME, load_embedded_model
-
-    if cfg.init_model == EMBEDDED_MODEL_NAME:
-        from mempo_gym.tokenizer import load_hf_tokenizer
-
-        return load_embedded_model(), load_hf_tokenizer()
+    """The reference trainer's loader (a saved model or LoRA adapter folder, the embedded
+    ``smollm2-135m-instruct``, ``lora_rank`` for a fresh adapter, or ``model_config`` for a
+    fresh Llama). TRL builds the KL reference from the policy's folder, or as a frozen copy
+    of the adapter under LoRA, so a fresh Llama is saved first under ``output_dir/init``."""
     from mempo_agents.trainer.__main__ import load_policy
 
     model, tok = load_policy(cfg)
-    if not cfg.init_model:  # a fresh model has no folder TRL could load the reference from
+    if not cfg.init_model and not cfg.lora_rank:
         folder = Path(cfg.output_dir) / "init"
         model.save_pretrained(folder)
         tok.save_pretrained(folder)
@@ -552,12 +554,12 @@ def load_model(cfg: TrainerConfig) -> tuple[Any, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mempo_agents.trainer.trl_mempo",
                                      description="MemPO / GRPO on TRL's GRPOTrainer (vLLM, DeepSpeed, FSDP via accelerate)")
-    parser.add_argument("--config", required=True, help="YAML with sections mempo:, trl: and optional lora:")
+    parser.add_argument("--config", required=True, help="YAML with sections mempo: and trl:")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override one setting (repeatable), e.g. --set mempo.steps=2 --set trl.use_vllm=true")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in output_dir")
     args = parser.parse_args(argv)
-    cfg, trl, lora = load_config(args.config, args.set)
+    cfg, trl = load_config(args.config, args.set)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     from mempo_agents.trainer.__main__ import make_envs
@@ -565,12 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     model, tok = load_model(cfg)
     envs = make_envs(cfg, cfg.env_sources, tok)
     grpo = grpo_args(cfg, trl, max_turn_tokens=max(e.unwrapped.max_turn_tokens for e in envs))
-    peft_config = None
-    if lora:
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(task_type="CAUSAL_LM", **lora)
-    trainer = MemPOGRPOTrainer(model, envs, cfg, grpo, processing_class=tok, peft_config=peft_config)
+    trainer = MemPOGRPOTrainer(model, envs, cfg, grpo, processing_class=tok)
     trainer.train(resume_from_checkpoint=True if args.resume else None)
     out = Path(cfg.output_dir)
     trainer.save_model(str(out / "final"))
