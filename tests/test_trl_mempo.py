@@ -143,8 +143,10 @@ def test_config_maps_shared_settings_and_refuses_what_would_break_the_equations(
     vllm = grpo_args(cfg, {"use_vllm": True}, num_processes=1)  # vLLM stops at the env's stop strings itself
     assert vllm.generation_kwargs == {"stop": ["</search>", "</answer>"], "include_stop_str_in_output": True}
     cfg_file = ROOT / "configs" / "trl_mempo.yaml"
-    loaded, trl = load_config(cfg_file, ["mempo.steps=3", "trl.logging_steps=5"])
-    assert loaded.steps == 3 and trl["logging_steps"] == 5
+    loaded, trl = load_config(cfg_file, ["mempo.steps=3", "trl.logging_steps=5", "mempo.mixed_precision=no",
+                                         "trl.use_vllm=false"])
+    assert loaded.steps == 3 and trl["logging_steps"] == 5 and loaded.mixed_precision == "no"
+    assert trl["use_vllm"] is False
     with pytest.raises(ValueError, match="mempo.KEY=VALUE"):
         load_config(cfg_file, ["steps=3"])
 

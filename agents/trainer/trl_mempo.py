@@ -111,7 +111,10 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Traine
         section, dot, name = key.partition(".")
         if not sep or not dot or section not in sections:
             raise ValueError(f"override {item!r} must look like mempo.KEY=VALUE or trl.KEY=VALUE")
-        sections[section][name] = yaml.safe_load(value)
+        parsed = yaml.safe_load(value)
+        if isinstance(parsed, bool) and value.strip().lower() not in ("true", "false"):
+            parsed = value.strip()  # YAML 1.1 reads no/yes/on/off as booleans; mixed_precision=no means "no"
+        sections[section][name] = parsed
     return TrainerConfig.from_dict(sections["mempo"]), sections["trl"]
 
 
