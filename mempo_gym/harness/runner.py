@@ -20,12 +20,12 @@ import gymnasium as gym
 import pandas as pd
 from tqdm.auto import tqdm
 
-from mempo_gym.agent import Agent
+from mempo_gym.agent import Agent, EpisodeFailure
 from mempo_gym.harness.envs import core_env, make_env
-from mempo_gym.harness.episodes import episode_key, episode_record, episode_seed
+from mempo_gym.harness.episodes import episode_key, episode_record, episode_seed, failed_record, is_failed
 from mempo_gym.harness.runfiles import (
     CONFIG_FILE, EPISODES_FILE, RUN_FORMAT, RUN_FORMAT_VERSION, EpisodeWriter, RunFileError,
-    canonical_json, read_config, repair_torn_tail, to_jsonable, write_json_atomic,
+    canonical_json, drop_failed, read_config, repair_torn_tail, to_jsonable, write_json_atomic,
 )
 from mempo_gym.prompts import PROMPTS_VERSION
 from mempo_gym.version import __version__
@@ -130,7 +130,7 @@ def _prepare_folder(out: Path, config: dict[str, Any], resume: bool) -> list[dic
         {"at": config["created_at"], "command": config["command"], "batch_size": config["batch_size"]}
     ]
     write_json_atomic(config_path, updated)
-    return repair_torn_tail(episodes_path).records
+    return drop_failed(episodes_path, repair_torn_tail(episodes_path).records)
 
 
 def _frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -165,9 +165,14 @@ def evaluate(
         env_kwargs: ``gym.make`` keyword arguments; they override ``agent.env_kwargs()``.
         progress: show a tqdm bar with the live mean F1 and mean ``tokens_total``.
 
+    An episode whose agent raises :class:`~mempo_gym.agent.EpisodeFailure` (a served
+    model timed out or failed after its retries) is recorded with ``failed: true`` and the
+    reason, and the run goes on; ``resume=True`` retries failed episodes.
+
     Returns:
         A DataFrame with the ``episodes.jsonl`` fields except the transcript, sorted by
-        env and episode index (episodes finished before a resume included).
+        env and episode index (episodes finished before a resume included; failed ones
+        have ``failed == True`` and no scores).
     """
     env_ids = [envs] if isinstance(envs, str) else list(envs)
     if not env_ids:
@@ -217,10 +222,11 @@ def evaluate(
 
 
 def _show(bar: tqdm, records: Sequence[Mapping[str, Any]]) -> None:
+    done = [r for r in records if not is_failed(r)]
     if records and not bar.disable:
-        f1 = sum(float(r.get("f1") or 0.0) for r in records) / len(records)
-        tokens = sum(int(r.get("tokens_total") or 0) for r in records) / len(records)
-        bar.set_postfix(f1=f"{f1:.3f}", tokens=f"{tokens:.0f}")
+        f1 = sum(float(r.get("f1") or 0.0) for r in done) / max(len(done), 1)
+        tokens = sum(int(r.get("tokens_total") or 0) for r in done) / max(len(done), 1)
+        bar.set_postfix(f1=f"{f1:.3f}", tokens=f"{tokens:.0f}", failed=len(records) - len(done))
 
 
 def _run_env(
@@ -249,15 +255,18 @@ def _run_env(
             active = [n for n, s in enumerate(slots) if s.index is not None]
             if not active:
                 return
-            actions = agent.act_batch(
-                [slots[n].observation for n in active], [slots[n].info for n in active], active
-            )
-            if len(actions) != len(active):
-                raise RuntimeError(
-                    f"{type(agent).__name__}.act_batch returned {len(actions)} actions for {len(active)} slots"
-                )
+            actions = _act(agent, slots, active)
             for number, action in zip(active, actions):
                 slot = slots[number]
+                if isinstance(action, EpisodeFailure):
+                    task = core_env(slot.env).task
+                    assert task is not None
+                    _record(slot, failed_record(
+                        env_id=env_id, index=_index(slot), seed=slot.seed, task_id=task.id,
+                        num_objectives=task.num_objectives, reason=f"{type(action).__name__}: {action}",
+                        observation=slot.observation,
+                    ), writer, records, bar)
+                    continue
                 slot.observation, _, terminated, truncated, slot.info = slot.env.step(action)
                 if not (terminated or truncated):
                     continue
@@ -268,12 +277,51 @@ def _run_env(
                     num_objectives=task.num_objectives, metrics=slot.info["metrics"],
                     transcript=slot.info.get("transcript", []),
                 )
-                if writer is not None:
-                    writer.append(record)
-                records.append(record)
-                bar.update(1)
-                _show(bar, records)
-                slot.index = None
+                _record(slot, record, writer, records, bar)
     finally:
         for env in extra:
             env.close()
+
+
+def _index(slot: _Slot) -> int:
+    assert slot.index is not None
+    return slot.index
+
+
+def _record(slot: _Slot, record: dict[str, Any], writer: EpisodeWriter | None,
+            records: list[dict[str, Any]], bar: tqdm) -> None:
+    """Write a finished (or failed) episode and free its slot."""
+    if writer is not None:
+        writer.append(record)
+    records.append(record)
+    bar.update(1)
+    _show(bar, records)
+    slot.index = None
+
+
+def _act(agent: Agent, slots: Sequence[_Slot], active: list[int]) -> list[str | EpisodeFailure]:
+    """One turn per active slot; an :class:`EpisodeFailure` in place of the turn of a slot that failed.
+
+    When a batched call fails, each slot is asked again on its own, so one slow or failed
+    request fails only its own episode.
+    """
+    def call(numbers: list[int]) -> list[str]:
+        actions = agent.act_batch([slots[n].observation for n in numbers], [slots[n].info for n in numbers], numbers)
+        if len(actions) != len(numbers):
+            raise RuntimeError(
+                f"{type(agent).__name__}.act_batch returned {len(actions)} actions for {len(numbers)} slots"
+            )
+        return list(actions)
+
+    try:
+        return list(call(active))
+    except EpisodeFailure as failure:
+        if len(active) == 1:
+            return [failure]
+    out: list[str | EpisodeFailure] = []
+    for number in active:
+        try:
+            out.extend(call([number]))
+        except EpisodeFailure as failure:
+            out.append(failure)
+    return out
