@@ -51,6 +51,7 @@ setup(
     extras_require=EXTRAS,
     entry_points={
         "console_scripts": ["mempo-gym = mempo_gym.cli:main"],
+        "mempo_gym.commands": ["serve = mempo_agents.serve:register"],
         "gymnasium.envs": ["__root__ = mempo_gym.envs.registration:register_envs"],
         "mempo_gym.agents": [
             "mempo = mempo_agents.registry:make_mempo_agent",

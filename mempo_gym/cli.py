@@ -8,6 +8,7 @@
 ``leaderboard``        :func:`mempo_gym.leaderboard.build_leaderboard`
 ``data list|download`` :mod:`mempo_gym.data`
 ``demo``               :func:`run_demo` (evaluate + summarize on the embedded default)
+``serve``              ``mempo_agents.serve`` (an OpenAI-compatible server; ``mempo_gym.commands`` entry point)
 =====================  ===============================================================
 """
 
@@ -76,7 +77,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     served = {flag: (option, getattr(args, flag.replace("-", "_"))) for flag, option in SERVED_MODEL_FLAGS.items()}
     given = {flag: value for flag, value in served.items() if value[1] is not None}
     if given and not (args.model or "").startswith(("http://", "https://")):
-        raise CliError(f"{', '.join('--' + f for f in given)} only apply to a served model: "
+        raise CliError(f"{', '.join('--' + f for f in given)} apply only to a served model: "
                        "pass --model http://HOST:PORT/v1 as well")
     options.update(dict(given.values()))
     agent = _load_agent(args.agent, options)
@@ -289,7 +290,30 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--data-dir")
     q.add_argument("--force", action="store_true")
     q.set_defaults(func=cmd_data_download)
+    _add_plugin_commands(sub)
     return parser
+
+
+COMMANDS_GROUP = "mempo_gym.commands"
+
+
+def _add_plugin_commands(sub: Any) -> None:
+    """Commands other packages add through the ``mempo_gym.commands`` entry-point group
+    (``serve`` comes from ``mempo_agents.serve``; mempo_gym never imports it by name)."""
+    from importlib.metadata import entry_points
+
+    for ep in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        try:
+            register = ep.load()
+        except ImportError as exc:  # a broken plugin must not take the other commands down
+            sub.add_parser(ep.name, help=f"(unavailable: {exc})").set_defaults(
+                func=lambda args, exc=exc: _raise(CliError(f"{ep.name} is unavailable: {exc}")))
+            continue
+        register(sub)
+
+
+def _raise(exc: Exception) -> int:
+    raise exc
 
 
 def one_line(exc: BaseException) -> str:
@@ -309,7 +333,7 @@ _USER_ERRORS = ("CliError", "AgentNotFoundError", "DatasetError", "RunFileError"
 
 def _is_user_error(exc: BaseException) -> bool:
     """Errors whose message already says what was wrong and what to do."""
-    if isinstance(exc, (FileNotFoundError, ValueError, TypeError, ImportError, PermissionError)):
+    if isinstance(exc, (OSError, ValueError, TypeError, ImportError)):
         return True
     return any(cls.__name__ in _USER_ERRORS for cls in type(exc).__mro__)
 

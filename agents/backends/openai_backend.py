@@ -208,6 +208,15 @@ class OpenAIBackend:
         body.update(self.extra_body)
         return body
 
+    def _advice(self, status: int) -> str:
+        """What to do about a 4xx reply."""
+        if status in (401, 403):
+            return f"Put the server's API key in ${self.api_key_env} (or name another variable: api_key_env=...)."
+        if status == 404:
+            return (f"Check the model name ({self.model!r}: --served-model / served_model=, or leave it out to use "
+                    f"the one {self.base_url}/models lists) and that the URL ends in /v1.")
+        return f"Check the request settings (model {self.model!r}, max_new_tokens, stop strings)."
+
     def _wait_s(self, attempt: int, retry_after: str | None) -> float:
         wait = self.backoff_s * (2**attempt) * (1.0 + 0.1 * random.random())
         if retry_after:
@@ -229,12 +238,8 @@ class OpenAIBackend:
             except urllib.error.HTTPError as err:
                 detail = self._redact(err.read(2000).decode("utf-8", "replace").strip())
                 if err.code not in RETRY_STATUSES:
-                    raise BackendHTTPError(
-                        f"{self.url} answered HTTP {err.code}: {detail or err.reason}. Check the model "
-                        f"name ({self.model!r}), the request settings and the API key variable "
-                        f"${self.api_key_env}.",
-                        err.code,
-                    ) from None
+                    raise BackendHTTPError(f"{self.url} answered HTTP {err.code}: {detail or err.reason}. "
+                                           f"{self._advice(err.code)}", err.code) from None
                 retry_after = err.headers.get("Retry-After") if err.headers else None
                 last_problem = f"HTTP {err.code}: {detail[:200] or err.reason}"
                 status: int | None = err.code
