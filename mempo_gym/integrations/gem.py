@@ -12,6 +12,7 @@ MemPO-Gym env's own.
 
 from __future__ import annotations
 
+import functools
 import random
 from typing import Any
 
@@ -39,7 +40,7 @@ class MemPOGemEnv(gem.Env):
     def __init__(self, env_id: str = "MemPO-SynthWiki-v0", **kwargs: Any) -> None:
         if kwargs.get("action_mode", "text") != "text":
             raise ValueError("GEM envs take text actions: leave action_mode at 'text'")
-        self.env_id, self.kwargs = env_id, dict(kwargs)
+        self.mempo_env_id, self.kwargs = env_id, dict(kwargs)  # gem.make sets env_id to its own id
         self.env = gym.make(env_id, **kwargs)
         self._rng = random.Random(0)
 
@@ -66,7 +67,7 @@ class MemPOGemEnv(gem.Env):
     def spawn(self, same_state: bool = False, **kwargs: Any) -> "MemPOGemEnv":
         if same_state:
             raise NotImplementedError("MemPO-Gym envs cannot copy an episode in progress; spawn a fresh one")
-        return MemPOGemEnv(self.env_id, **{**self.kwargs, **kwargs})
+        return MemPOGemEnv(self.mempo_env_id, **{**self.kwargs, **kwargs})
 
     def close(self) -> None:
         self.env.close()
@@ -80,6 +81,6 @@ def register_gem_envs() -> list[str]:
     for env_id in registered_ids():
         gem_id = GEM_PREFIX + env_id
         if gem_id not in ENV_REGISTRY:
-            gem.register(gem_id, entry_point=MemPOGemEnv, env_id=env_id)
+            gem.register(gem_id, entry_point=functools.partial(MemPOGemEnv, env_id))
         added.append(gem_id)
     return added
