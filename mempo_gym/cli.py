@@ -151,12 +151,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from mempo_gym.plots import plot_cost_vs_objectives, plot_frontier
     from mempo_gym.report import load_runs, summarize, to_markdown, write_report
 
     table = summarize(args.runs, baseline=args.baseline)
     paths = write_report(table, args.out)
     if not args.no_plots:
+        from mempo_gym.plots import plot_cost_vs_objectives, plot_frontier
+
         dirs = list(args.runs) + ([args.baseline] if args.baseline and args.baseline not in args.runs else [])
         paths["frontier"] = Path(args.out) / "frontier.png"
         paths["cost_vs_objectives"] = Path(args.out) / "cost_vs_objectives.png"

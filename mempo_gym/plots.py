@@ -12,7 +12,10 @@ import io
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+try:
+    import matplotlib
+except ImportError:  # the core install has no plotting library
+    raise ImportError("plots need matplotlib: pip install 'mempo-gym[reports]' (or mempo-gym report --no-plots)") from None
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
