@@ -322,8 +322,8 @@ def create_app(
 def default_model_name(model: str | None) -> str:
     """The id a model is served under: the embedded model's name, or the checkpoint folder's name.
 
-    >>> default_model_name(None), default_model_name("/ckpt/mempo-synthwiki-tiny/")
-    ('smollm2-135m-instruct', 'mempo-synthwiki-tiny')
+    >>> default_model_name(None), default_model_name("/ckpt/my-mempo-model/")
+    ('smollm2-135m-instruct', 'my-mempo-model')
     """
     from mempo_agents.backends.embedded_model import EMBEDDED_MODEL_NAME
 
@@ -374,8 +374,8 @@ class ServerProcess:
     and waits until it answers; ``base_url`` is the ``.../v1`` address it printed. Leaving the
     ``with`` block stops it.
 
-    >>> with ServerProcess(["--model", "mempo-synthwiki-tiny"]) as server:  # doctest: +SKIP
-    ...     OpenAIBackend(server.base_url).generate(["question :"], 4)
+    >>> with ServerProcess(["--max-batch", "4"]) as server:  # doctest: +SKIP
+    ...     OpenAIBackend(server.base_url).generate(["The capital of France is"], 4)
     """
 
     def __init__(self, args: Sequence[str] = (), *, env: dict[str, str] | None = None, timeout_s: float = 300.0):

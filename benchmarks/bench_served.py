@@ -1,6 +1,6 @@
 """Episodes per second against a real ``mempo-gym serve`` process, by requests in flight.
 
-Starts ``python -m mempo_agents.serve`` on 127.0.0.1 (the tiny packaged MemPO checkpoint by
+Starts ``python -m mempo_agents.serve`` on 127.0.0.1 (the embedded SmolLM2-135M-Instruct by
 default, ``--model`` for another; ``--server-url`` uses a running server instead), then
 evaluates the MemPO agent through the OpenAI backend on SynthWiki with 1, 4 and 16
 episodes in flight (``batch_size`` = backend ``concurrency`` = N), the same episodes for
@@ -60,11 +60,11 @@ def run(url: str, pid: int | None, args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="mempo-synthwiki-tiny", help="what the started server serves")
+    parser.add_argument("--model", help="what the started server serves (default: the embedded SmolLM2)")
     parser.add_argument("--server-url", help="use this running server instead of starting one")
     parser.add_argument("--env", default="MemPO-SynthWiki-v0")
     parser.add_argument("--episodes", type=int, default=16)
-    parser.add_argument("--max-turns", type=int, default=3)
+    parser.add_argument("--max-turns", type=int, default=2)
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--max-batch", type=int, default=16, help="server: most requests generated together")
@@ -72,7 +72,8 @@ def main() -> None:
     if args.server_url:
         run(args.server_url, None, args)
         return
-    with ServerProcess(["--model", args.model, "--max-batch", str(args.max_batch), "--num-threads", "1"]) as server:
+    model = ["--model", args.model] if args.model else []
+    with ServerProcess([*model, "--max-batch", str(args.max_batch), "--num-threads", "1"]) as server:
         assert server.process is not None
         run(server.base_url, server.process.pid, args)
 

@@ -24,3 +24,8 @@ def cache_dir(*parts: str) -> Path:
     path = cache_root().joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+__all__ = [
+    "cache_dir", "cache_root"
+]

@@ -67,3 +67,9 @@ def render_prompt(instructions: str, questions: Sequence[str]) -> str:
     """The fixed head of every context in an episode."""
     head = instructions.rstrip() + "\n\n" if instructions.strip() else ""
     return head + render_questions(questions)
+
+
+__all__ = [
+    "CLOSED_BOOK_INSTRUCTIONS", "INSTRUCTIONS", "MEM1_INSTRUCTIONS", "MEMPO_INSTRUCTIONS",
+    "PROMPTS_VERSION", "REACT_INSTRUCTIONS", "render_prompt", "render_questions"
+]

@@ -112,3 +112,8 @@ class Document:
 
     def to_dict(self) -> dict[str, str]:
         return {"id": self.id, "title": self.title, "text": self.text}
+
+
+__all__ = [
+    "Document", "Question", "Task"
+]

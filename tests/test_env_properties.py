@@ -78,6 +78,8 @@ def test_random_text_turns_keep_invariants(memory):
         done = False
         for turn in turns + ["<answer>x</answer>"]:
             assert env.observation_space.contains(obs)
+            # incremental metering (seam rule) gives exactly the ids of a full re-encode
+            assert list(env.context_ids) == env.tokenizer.encode(env.context, add_special_tokens=False)
             obs, reward, terminated, truncated, info = env.step(turn)
             done = terminated or truncated
             if done:
@@ -102,6 +104,10 @@ def test_random_token_actions_keep_invariants(memory):
         steps += 1
         assert env.observation_space.contains(obs)
         assert obs["length"][0] <= env.context_budget
+        length = int(obs["length"][0])
+        full = env.tokenizer.encode(env.context, add_special_tokens=False) + env._turn_ids
+        assert obs["tokens"][:length].tolist() == full[:length]  # the in-place buffer is exact
+        assert (obs["tokens"][length:] == env.pad_token_id).all()
         if terminated or truncated:
             check_episode_invariants(env, info)
             episodes += 1

@@ -74,15 +74,16 @@ def test_trl_grpo_trainer_step_with_the_reward_function(tmp_path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
-    from mempo_agents.registry import checkpoint_env_kwargs, resolve_model
     from mempo_gym.integrations.trl import grpo_dataset, reward_function
 
-    path = resolve_model("mempo-synthwiki-tiny")
-    env_kwargs = checkpoint_env_kwargs(path)  # the tiny model's word-level tokenizer and task settings
+    from tests.helpers import tiny_llama
+
+    path = tiny_llama(tmp_path / "model")
+    env_kwargs: dict = {}
     tokenizer = AutoTokenizer.from_pretrained(path)
     tokenizer.padding_side = "left"
     tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
-    args = GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=2,
+    args = GRPOConfig(output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, num_generations=2,
                       max_completion_length=12, max_steps=1, use_cpu=True, report_to=[], logging_steps=1,
                       save_strategy="no")
     trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(path), processing_class=tokenizer,

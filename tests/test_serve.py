@@ -89,12 +89,15 @@ def test_concurrent_clients_all_answered_in_order(served_smollm2: ServedModel) -
 
 
 @pytest.mark.slow  # starts a second server process
-def test_api_key_required_when_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_api_key_required_when_configured(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    from tests.helpers import tiny_llama
+
     env = {"MEMPO_TEST_SERVE_KEY": "sk-serve-test-1"}
-    with ServedModel(["--model", "mempo-synthwiki-tiny", "--api-key-env", "MEMPO_TEST_SERVE_KEY"], env=env) as server:
+    folder = tiny_llama(tmp_path / "tiny-llama")
+    with ServedModel(["--model", folder, "--api-key-env", "MEMPO_TEST_SERVE_KEY"], env=env) as server:
         monkeypatch.setenv("MEMPO_TEST_SERVE_KEY", "sk-serve-test-1")
         ok = OpenAIBackend(server.base_url, api_key_env="MEMPO_TEST_SERVE_KEY")
-        assert ok.model == "mempo-synthwiki-tiny"
+        assert ok.model == "tiny-llama"  # a model folder is served under its name
         assert ok.generate(["question :"], 3)[0].finish_reason in ("stop", "length")
         monkeypatch.setenv("MEMPO_TEST_SERVE_KEY", "wrong")
         with pytest.raises(BackendHTTPError, match="401.*MEMPO_TEST_SERVE_KEY") as err:
@@ -109,10 +112,10 @@ def test_generation_queue_batches_equal_settings_and_matches_unbatched() -> None
     from mempo_agents.registry import resolve_model
     from mempo_agents.serve import GenerationQueue, Settings
 
-    backend = TransformersBackend(resolve_model("mempo-synthwiki-tiny"), chat_template=False)
+    backend = TransformersBackend(resolve_model("smollm2-135m-instruct"), chat_template=False)
     greedy = Settings(max_tokens=4, stop=("</search>",), temperature=0.0, top_p=1.0, seed=None)
     other = Settings(max_tokens=2, stop=(), temperature=0.0, top_p=1.0, seed=None)
-    prompts = ["question : who", "question : where is", "question : when", "question :"]
+    prompts = ["The capital of France is", "One, two,", "Hello, my name", "Question:"]
     expected = [backend.generate([p], 4, stop=["</search>"])[0].text for p in prompts]
     queue = GenerationQueue(backend, max_batch=8, wait_s=0.2)
     start = threading.Barrier(len(prompts) + 1)
@@ -120,7 +123,7 @@ def test_generation_queue_batches_equal_settings_and_matches_unbatched() -> None
 
     def submit(i: int) -> None:
         start.wait()
-        futures[i] = queue.submit(prompts[i], greedy) if i < len(prompts) else queue.submit("question :", other)
+        futures[i] = queue.submit(prompts[i], greedy) if i < len(prompts) else queue.submit("Question:", other)
 
     threads = [threading.Thread(target=submit, args=(i,)) for i in range(len(prompts) + 1)]
     for t in threads:

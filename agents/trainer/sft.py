@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from mempo_gym.agent import Agent
+from mempo_gym.rollout import play_batch
 
 
 @dataclass(frozen=True)
@@ -39,40 +39,30 @@ def collect_demonstrations(
     tokenizer: Any,
     batch: int = 64,
 ) -> tuple[list[Demonstration], dict[str, float]]:
-    """Run ``agent`` on every task ref (``.source``, ``.index``) and keep correct episodes' turns."""
+    """Run ``agent`` on every task ref (``.source``, ``.index``) and keep correct episodes' turns.
+
+    The turns are the exact ids the env metered (its context ids and each turn's output ids),
+    played by the shared loop :func:`mempo_gym.rollout.play_batch`."""
     from mempo_agents.trainer.mempo import clone_env
 
     demos: list[Demonstration] = []
     kept = episodes = 0
-    enc = lambda s: tuple(tokenizer.encode(s, add_special_tokens=False))  # noqa: E731
     for start in range(0, len(refs), batch):
         chunk = refs[start:start + batch]
-        slots = []
-        for slot, ref in enumerate(chunk):
-            env = clone_env(envs[ref.source])
-            obs, info = env.reset(options={"task_index": ref.index})
-            assert env.task is not None
-            agent.reset(env.task, slot)
-            slots.append([env, obs, info, False, None])
-        while not all(s[3] for s in slots):
-            live = [i for i, s in enumerate(slots) if not s[3]]
-            texts = agent.act_batch([slots[i][1] for i in live], [slots[i][2] for i in live], live)
-            for i, text in zip(live, texts):
-                obs, _r, term, trunc, info = slots[i][0].step(text)
-                slots[i][1], slots[i][2] = obs, info
-                if term or trunc:
-                    slots[i][3], slots[i][4] = True, info
-        for slot, s in enumerate(slots):
+        slots = [(clone_env(envs[ref.source]), {"task_index": ref.index}) for ref in chunk]
+        played = play_batch(slots, agent.act_batch, on_start=lambda n, task: agent.reset(task, n), record_ids=True)
+        for episode in played:
             episodes += 1
-            excluded = agent.excluded_turns(slot) if hasattr(agent, "excluded_turns") else set()
-            info = s[4]
-            if not info or float(info["metrics"].get("em", 0.0)) < 1.0 or info["metrics"].get("malformed_turns", 0):
+            excluded = agent.excluded_turns(episode.slot) if hasattr(agent, "excluded_turns") else set()
+            metrics = episode.info["metrics"]
+            if float(metrics.get("em", 0.0)) < 1.0 or metrics.get("malformed_turns", 0):
                 continue
             kept += 1
-            for turn in info["transcript"]:
-                if turn["turn"] in excluded:
+            for number, turn in enumerate(episode.turns):
+                if number in excluded:
                     continue
-                demos.append(Demonstration(enc(turn["context"]), enc(turn["output"])))
+                assert turn.prompt_ids is not None
+                demos.append(Demonstration(tuple(turn.prompt_ids), tuple(turn.completion_ids)))
     return demos, {"episodes": float(episodes), "kept": float(kept), "turns": float(len(demos))}
 
 
@@ -98,21 +88,17 @@ def token_batches(demos: Sequence[Demonstration], batch_tokens: int, rng: random
     return out
 
 
-def sft_loss(model: torch.nn.Module, batch: Sequence[Demonstration], pad_id: int, device: Any) -> tuple[torch.Tensor, int]:
-    """Mean NLL over output tokens; context tokens (prompt, memory shown, information) get no loss."""
-    width = max(len(d.context_ids) + len(d.output_ids) for d in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    attn = torch.zeros((len(batch), width), dtype=torch.long)
-    labels = torch.full((len(batch), width), -100, dtype=torch.long)
-    for r, d in enumerate(batch):
-        seq = list(d.context_ids) + list(d.output_ids)
-        ids[r, : len(seq)] = torch.tensor(seq)
-        attn[r, : len(seq)] = 1
-        labels[r, len(d.context_ids): len(seq)] = torch.tensor(d.output_ids)
-    logits = model(input_ids=ids.to(device), attention_mask=attn.to(device)).logits[:, :-1].float()
-    target = labels[:, 1:].to(device)
-    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1), ignore_index=-100)
-    return loss, int((target != -100).sum())
+def sft_loss(model: torch.nn.Module, batch: Sequence[Demonstration], pad_id: int, device: Any = None) -> tuple[torch.Tensor, int]:
+    """Mean NLL over output tokens; context tokens (prompt, memory shown, information) get no loss.
+
+    Scored with :func:`~mempo_agents.trainer.policy.completion_logprobs`, so logits are
+    computed at output positions only.
+    """
+    from mempo_agents.trainer.policy import completion_logprobs
+
+    logp, mask = completion_logprobs(model, [d.context_ids for d in batch], [d.output_ids for d in batch], pad_id=pad_id)
+    n = int(mask.sum())
+    return -logp.sum() / max(1, n), n
 
 
 def sft_train(
@@ -144,16 +130,14 @@ def sft_train(
         batches += token_batches(demos, batch_tokens, rng)
     total = max(1, math.ceil(epochs * len(token_batches(demos, batch_tokens, random.Random(seed)))))
     batches = batches[:total]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
     warm = max(1, int(warmup_frac * total))
     started = time.perf_counter()
 
     def schedule(s: int) -> float:
-        """Linear warm-up, then cosine decay over the run's progress (steps or, if sooner, time)."""
-        progress = s / total
-        if time_limit_s:
-            progress = max(progress, (time.perf_counter() - started) / time_limit_s)
-        return min((s + 1) / warm, 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+        """Linear warm-up, then cosine decay over the planned steps. The schedule follows steps,
+        never wall time: on a shared machine a time-based schedule decays to ~0 within a few steps."""
+        return min((s + 1) / warm, 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     model, optimizer = accelerator.prepare(model, optimizer)

@@ -14,11 +14,14 @@ that text. A new memory method plugs in by implementing the two-method protocol:
 
     gym.make("MemPO-SynthWiki-v0", memory=KeepLastAnswerOnly())
 
-Built-in managers (``memory=`` names):
+Memory methods are found by name in :mod:`mempo_gym.memory` (built-ins, plus any
+registered in the ``mempo_gym.memory`` entry-point group). Built-in managers (``memory=`` names):
 
 * ``full`` — :class:`FullContext`: prompt + every turn and its information (ReAct/Search-R1).
 * ``self`` — :class:`SelfMemory`: prompt + the latest ``<mem>`` block + the newest
-  information only (MemPO, MEM1).
+  information only (MemPO).
+* ``mem1-think-state`` (alias ``mem1``) — :class:`ThinkStateMemory`: the same with the
+  latest ``<think>`` block (MEM1's internal state).
 * ``window`` — :class:`SlidingWindow`: prompt + the last ``k`` turns.
 * ``external`` — :class:`ExternalMemory`: prompt + the ``top_k`` past turns most relevant to
   the latest query (ranked by BM25 or embeddings) + the newest turn.
@@ -96,34 +99,63 @@ class FullContext:
         return {"name": self.name}
 
 
-class SelfMemory:
-    """MemPO's context: prompt + the agent's latest ``<mem>`` + the newest information.
+class LatestBlockMemory:
+    """Prompt + the agent's latest ``<block>…</block>`` + the newest information.
 
-    The memory is the last ``<mem>`` block the agent wrote in any turn so far (a turn
-    without one keeps the previous memory). Thoughts and earlier information are dropped.
+    The kept block is the last one of that tag the agent wrote in any turn so far (a turn
+    without one keeps the previous block); thoughts and earlier information are dropped.
+    :class:`SelfMemory` keeps ``<mem>`` (MemPO), :class:`ThinkStateMemory` keeps ``<think>``
+    (MEM1's internal state).
     """
 
-    name = "self"
+    name = "latest-block"
+    block = "mem"
 
     def reset(self) -> None:
         """Stateless: the context is rebuilt from the turns each call."""
 
-    @staticmethod
-    def latest_memory(turns: Sequence[TurnRecord]) -> str | None:
+    @classmethod
+    def latest_block(cls, turns: Sequence[TurnRecord]) -> str | None:
         for turn in reversed(turns):
-            if turn.parsed.mem is not None:
-                return turn.parsed.mem
+            content = getattr(turn.parsed, cls.block)
+            if content is not None:
+                return content
         return None
 
     def build(self, prompt: str, turns: Sequence[TurnRecord]) -> str:
         if not turns:
             return prompt
-        mem = self.latest_memory(turns)
-        mem_text = "" if mem is None else f"<mem>{mem}</mem>\n"
-        return prompt + mem_text + render_information(turns[-1].information)
+        content = self.latest_block(turns)
+        kept = "" if content is None else f"<{self.block}>{content}</{self.block}>\n"
+        return prompt + kept + render_information(turns[-1].information)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name}
+
+
+class SelfMemory(LatestBlockMemory):
+    """MemPO's context: prompt + the agent's latest ``<mem>`` + the newest information."""
+
+    name = "self"
+    block = "mem"
+
+    @classmethod
+    def latest_memory(cls, turns: Sequence[TurnRecord]) -> str | None:
+        """The latest ``<mem>`` content (``None`` before any)."""
+        return cls.latest_block(turns)
+
+
+class ThinkStateMemory(LatestBlockMemory):
+    """MEM1's context (Zhou et al. 2025): prompt + the latest ``<think>`` block (the agent's
+    internal state) + the newest information; the state is shown as the agent wrote it."""
+
+    name = "mem1-think-state"
+    block = "think"
+
+    @classmethod
+    def latest_state(cls, turns: Sequence[TurnRecord]) -> str | None:
+        """The latest ``<think>`` content (``None`` before any)."""
+        return cls.latest_block(turns)
 
 
 class SlidingWindow:
@@ -188,3 +220,9 @@ class ExternalMemory:
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "top_k": self.top_k, "ranker": self.method}
+
+
+__all__ = [
+    "ContextManager", "ExternalMemory", "FullContext", "LatestBlockMemory", "Ranker", "SelfMemory",
+    "SlidingWindow", "ThinkStateMemory", "TurnRecord", "render_information", "render_turn"
+]

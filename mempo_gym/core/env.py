@@ -9,13 +9,30 @@ the :class:`~mempo_gym.core.context.ContextManager`.
 Two action modes with identical semantics and accounting:
 
 * ``action_mode="token"`` — the action is one token id (``Discrete(len(tokenizer))``);
-  the observation holds the context ids padded to ``context_budget``.
-* ``action_mode="text"`` — the action is one whole turn as a string (the fast path for
-  LLM agents); it is tokenized and fed through exactly the same per-token turn logic.
+  the observation holds the context ids padded to ``context_budget`` (a buffer the env
+  updates in place, a copy of which each step returns).
+* ``action_mode="text"`` — the action is one whole turn (the fast path for LLM agents):
+  either a string, which is tokenized, or the exact token ids the model sampled (a list or
+  tuple of ints, or a 1-D integer numpy array). Both are fed through exactly the same
+  per-token turn logic; ids after the turn's end are dropped like text after a stop string.
+
+Exact ids: :attr:`MemoryEnv.context_ids` are the ids of the next call's context (what the
+meter counts as that call's input) and every transcript entry carries ``output_ids`` (what
+it counts as the output), so a trainer can feed and train on exactly the metered tokens.
+
+Unrepresentable text: when a text action does not survive ``decode(encode(text))`` (e.g.
+a word-level tokenizer maps an unknown word to ``<unk>``), the turn's transcript entry gets
+``"altered": True`` and a warning is logged once per episode; with
+``unrepresentable="error"`` the step raises ``ValueError`` instead and the episode is left
+as it was. Differences in whitespace only are not alterations (a word-level tokenizer
+re-spaces text; the tag parser ignores whitespace), and lone surrogates become U+FFFD.
 
 A turn ends at the first ``</search>`` or ``</answer>``, at EOS, at ``max_turn_tokens``
 or when the context reaches ``context_budget``. See :mod:`mempo_gym.core.protocol` for how
-a turn is judged and :mod:`mempo_gym.core.meter` for how tokens are counted.
+a turn is judged, :mod:`mempo_gym.core.meter` for what is summed and
+:mod:`mempo_gym.core.tokens` for how text becomes counted tokens (the prompt is encoded
+once per episode and each new context only from a seam near the end of the text it shares
+with the previous one, so the env's cost per turn does not grow with the horizon).
 
 Episode ends:
 
@@ -41,7 +58,8 @@ from gymnasium import spaces
 
 from mempo_gym.core.context import ContextManager, SelfMemory, TurnRecord
 from mempo_gym.core.meter import TokenMeter
-from mempo_gym.core.protocol import ParsedTurn, StopDetector, find_stop, parse_turn
+from mempo_gym.core.tokens import Encoded, TokenCounter
+from mempo_gym.core.protocol import ParsedTurn, StopDetector, cut_at_stop, find_stop, parse_turn
 from mempo_gym.core.spaces import UnicodeText, context_space, max_token_chars
 from mempo_gym.core.tools import SearchTool, ToolFatalError
 from mempo_gym.metrics import score_answer
@@ -53,11 +71,29 @@ logger = logging.getLogger(__name__)
 
 REWARDS = ("f1", "em", "f1_format")
 ACTION_MODES = ("text", "token")
+UNREPRESENTABLE = ("warn", "error")
 MALFORMED_FEEDBACK = (
     "Your previous turn was malformed: {reason}. End every turn with "
     "<search> query </search> or <answer> answer </answer>."
 )
 _SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _squash(text: str) -> str:
+    return "".join(text.split())
+
+
+def _altered(text: str, output: str, end: str) -> bool:
+    """Whether the decoded turn ``output`` differs from the text ``text`` the agent wrote,
+    ignoring whitespace. A turn cut short (EOS, ``max_turn_tokens``, budget) need only be a
+    prefix of the text; a trailing U+FFFD there is a character cut between tokens."""
+    got = _squash(output)
+    if end == "stop":  # the stopping token may carry characters past the stop string
+        return _squash(cut_at_stop(output)) != _squash(cut_at_stop(text))
+    want = _squash(text)
+    if end == "end_of_text":
+        return got != want
+    return not want.startswith(got.rstrip("\ufffd"))
 
 
 class MemoryEnv(gym.Env):
@@ -78,6 +114,9 @@ class MemoryEnv(gym.Env):
         format_penalty: subtracted by ``"f1_format"`` when any turn was malformed.
         truncation_reward: reward of a truncated episode.
         instructions: text shown above the question(s) (see :mod:`mempo_gym.prompts`).
+        unrepresentable: what a text action the tokenizer cannot represent does:
+            ``"warn"`` (mark the transcript entry ``altered`` and log once per episode) or
+            ``"error"`` (raise ``ValueError``; the turn is not taken).
         env_config: extra JSON-serialisable settings recorded by :meth:`describe`.
     """
 
@@ -100,11 +139,14 @@ class MemoryEnv(gym.Env):
         instructions: str = MEMPO_INSTRUCTIONS,
         render_mode: str | None = None,
         env_config: dict[str, Any] | None = None,
+        unrepresentable: str = "warn",
     ) -> None:
         if not tasks:
             raise ValueError("MemoryEnv needs at least one task")
         if action_mode not in ACTION_MODES:
             raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {action_mode!r}")
+        if unrepresentable not in UNREPRESENTABLE:
+            raise ValueError(f"unrepresentable must be one of {UNREPRESENTABLE}, got {unrepresentable!r}")
         if reward not in REWARDS:
             raise ValueError(f"reward must be one of {REWARDS}, got {reward!r}")
         if context_budget < 2 or max_turns < 1 or max_turn_tokens < 1:
@@ -132,12 +174,21 @@ class MemoryEnv(gym.Env):
         self.instructions = instructions
         self.render_mode = render_mode
         self.env_config = dict(env_config or {})
+        self.unrepresentable = unrepresentable
+        # Constructor settings (everything but tasks, tool, tokenizer, memory) for clone().
+        self._settings: dict[str, Any] = {
+            "action_mode": action_mode, "context_budget": self.context_budget, "max_turns": self.max_turns,
+            "max_turn_tokens": self.max_turn_tokens, "reward": reward, "format_penalty": self.format_penalty,
+            "truncation_reward": self.truncation_reward, "instructions": instructions,
+            "render_mode": render_mode, "env_config": dict(self.env_config), "unrepresentable": unrepresentable,
+        }
 
         self.vocab_size = len(self.tokenizer)
         self.eos_token_id: int | None = self.tokenizer.eos_token_id
         pad = self.tokenizer.pad_token_id
         self.pad_token_id = int(pad if pad is not None else (self.eos_token_id or 0))
         self._stop = StopDetector(self.tokenizer)
+        self.token_counter = TokenCounter(self.tokenizer)
 
         budget_box = spaces.Box(0, self.context_budget, shape=(1,), dtype=np.int64)
         counters = {
@@ -165,7 +216,14 @@ class MemoryEnv(gym.Env):
         self._prompt = ""
         self._context = ""
         self._context_ids: list[int] = []
+        self._prompt_enc: Encoded | None = None
+        self._context_enc: Encoded | None = None
         self._turn_ids: list[int] = []
+        # Token mode: the observation buffer, updated in place (positions < _filled may be non-pad).
+        self._buf = np.full(self.context_budget if action_mode == "token" else 0, self.pad_token_id, dtype=np.int64)
+        self._filled = 0
+        self._altered: bool = False
+        self._warned_altered = False
         self._done = True
         self._malformed = 0
         self._searches = 0
@@ -190,10 +248,14 @@ class MemoryEnv(gym.Env):
         self.memory.reset()
         self.meter.reset()
         self._turns, self._transcript, self._turn_ids = [], [], []
+        self._altered = self._warned_altered = False
         self._malformed = self._searches = self._search_errors = 0
         self._done = False
         self._started = time.perf_counter()
         self._prompt = render_prompt(self.instructions, [q.text for q in self._task.questions])
+        if self._prompt_enc is None or self._prompt_enc.text != self._prompt:  # once per episode (or task)
+            self._prompt_enc = self.token_counter.encode(self._prompt)
+        self._context_enc = None
         self._set_context(self.memory.build(self._prompt, self._turns))
         info = self._step_info()
         info["settings"] = self.describe()
@@ -213,35 +275,86 @@ class MemoryEnv(gym.Env):
             if not 0 <= token < self.vocab_size:
                 raise ValueError(f"token id {action!r} is outside the action space Discrete({self.vocab_size})")
             end = self._push_token(token)
-        else:
-            if not isinstance(action, str):
-                raise TypeError(f"action_mode='text' takes a str (one whole turn), got {type(action).__name__}")
-            for token in self._encode_turn_text(action):
-                end = self._push_token(token)
-                if end:
-                    break
-            end = end or "end_of_text"
-        if end is None:
-            return self._observation(), 0.0, False, False, self._step_info()
-        return self._finish_turn(end)
+            if end is None:
+                return self._observation(), 0.0, False, False, self._step_info()
+            return self._finish_turn(end)
+        if isinstance(action, str):
+            text = self._turn_text(action)
+            end = self._push_turn(self.tokenizer.encode(text, add_special_tokens=False))
+            output = self._decode_turn()
+            self._altered = _altered(text, output, end)
+            if self._altered and self.unrepresentable == "error":
+                self._turn_ids = []
+                raise ValueError(
+                    "the env's tokenizer cannot represent this turn's text (decoding its tokens gives "
+                    f"{output[:80]!r}); write only text the tokenizer represents, or make the env with "
+                    "unrepresentable='warn'"
+                )
+            if self._altered and not self._warned_altered:
+                self._warned_altered = True
+                logger.warning(
+                    "task %r: the env's tokenizer altered a text action (decoded as %r); the turn is marked "
+                    "'altered' in the transcript (warned once per episode)", self._task.id, output[:80],
+                )
+            return self._finish_turn(end, output)
+        ids = self._validate_ids(action)
+        self._altered = False
+        return self._finish_turn(self._push_turn(ids))
 
     # ------------------------------------------------------------------ turn logic
-    def _encode_turn_text(self, text: str) -> list[int]:
-        """Token ids of a text action; text far past a stop string is never tokenized.
+    def _validate_ids(self, action: Any) -> Sequence[int]:
+        """A token-id turn as a list of ints, or a clear error."""
+        if isinstance(action, np.ndarray):
+            if action.ndim != 1 or not (np.issubdtype(action.dtype, np.integer) or action.size == 0):
+                raise TypeError(
+                    f"a token-id turn must be a 1-D integer array, got shape {action.shape} dtype {action.dtype}"
+                )
+            ids = action.astype(np.int64, copy=False).tolist()
+        elif isinstance(action, (list, tuple)):
+            if not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in action):
+                raise TypeError("a token-id turn must hold only ints")
+            ids = [int(i) for i in action]
+        else:
+            raise TypeError(
+                "action_mode='text' takes a str (one whole turn) or its token ids (list/tuple of ints or a "
+                f"1-D integer numpy array), got {type(action).__name__}"
+            )
+        bad = [i for i in ids if not 0 <= i < self.vocab_size]
+        if bad:
+            raise ValueError(
+                f"token id {bad[0]} is outside the tokenizer's vocabulary 0..{self.vocab_size - 1}; "
+                "pass ids from the env's tokenizer"
+            )
+        return ids
 
-        Lone surrogates (not encodable as UTF-8) become U+FFFD before tokenizing.
-        """
-        text = _SURROGATES.sub("\ufffd", text)
+    def _push_turn(self, ids: Sequence[int]) -> str:
+        """Push a whole turn's ids; return why it ended (``"end_of_text"`` when all were taken)."""
+        for token in ids:
+            end = self._push_token(token)
+            if end:
+                return end
+        return "end_of_text"
+
+    def _decode_turn(self) -> str:
+        return self.tokenizer.decode(self._turn_ids, skip_special_tokens=True)
+
+    def _turn_text(self, action: str) -> str:
+        """The part of a text action that is tokenized: text far past a stop string is never
+        tokenized, and lone surrogates (not encodable as UTF-8) become U+FFFD."""
+        text = _SURROGATES.sub("\ufffd", action)
         stop = find_stop(text)
         if stop >= 0:
-            text = text[: stop + 32]  # slack keeps any token that merges across the stop
-        else:
-            text = text[: self.max_turn_tokens * 64]
-        return list(self.tokenizer.encode(text, add_special_tokens=False))
+            return text[: stop + 32]  # slack keeps any token that merges across the stop
+        return text[: self.max_turn_tokens * 64]
 
     def _push_token(self, token: int) -> str | None:
         """Append one generated token; return why the turn ended, or ``None``."""
         self._turn_ids.append(token)
+        if self.action_mode == "token":
+            pos = len(self._context_ids) + len(self._turn_ids) - 1
+            if pos < self.context_budget:
+                self._buf[pos] = token
+                self._filled = max(self._filled, pos + 1)
         if self._stop.is_eos(token):
             return "eos"
         if self._stop.completes_stop(self._turn_ids):
@@ -252,9 +365,10 @@ class MemoryEnv(gym.Env):
             return "context_budget"
         return None
 
-    def _finish_turn(self, end: str) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+    def _finish_turn(self, end: str, output: str | None = None) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         assert self._task is not None
-        output = self.tokenizer.decode(self._turn_ids, skip_special_tokens=True)
+        if output is None:
+            output = self._decode_turn()
         parsed: ParsedTurn = parse_turn(output)
         self.meter.record(len(self._context_ids), len(self._turn_ids))
         information: str | None = None
@@ -269,8 +383,10 @@ class MemoryEnv(gym.Env):
                 "turn": len(self._turns) - 1,
                 "context": self._context,
                 "output": output,
+                "output_ids": list(self._turn_ids),
                 "input_tokens": len(self._context_ids),
                 "output_tokens": len(self._turn_ids),
+                "altered": self._altered,
                 "end": end,
                 "action": parsed.action,
                 "malformed": parsed.malformed,
@@ -278,6 +394,11 @@ class MemoryEnv(gym.Env):
             }
         )
         self._turn_ids = []
+        self._altered = False
+        if self.action_mode == "token":  # the finished turn leaves the buffer (until the next context)
+            end = min(len(self._context_ids), self.context_budget)
+            self._buf[end:self._filled] = self.pad_token_id
+            self._filled = min(self._filled, end)
 
         if parsed.action == "answer":
             return self._end_episode(parsed.answer or "", terminated=True, reason=None)
@@ -343,8 +464,26 @@ class MemoryEnv(gym.Env):
 
     # ------------------------------------------------------------------ observations
     def _set_context(self, text: str) -> None:
-        self._context = text
-        self._context_ids = list(self.tokenizer.encode(text, add_special_tokens=False))
+        """Make ``text`` the next call's context, encoding it by the seam rule of
+        :mod:`mempo_gym.core.tokens` from the previous context or the prompt."""
+        prev, prompt = self._context_enc, self._prompt_enc
+        if prev is not None and text.startswith(prev.text):
+            enc, same = self.token_counter.extend(prev, text)
+        elif prompt is not None and text.startswith(prompt.text):
+            enc, same = self.token_counter.extend(prompt, text)
+            n = min(same, len(prompt.ids))
+            same = n if prev is not None and prev.ids[:n] == prompt.ids[:n] else 0
+        else:
+            enc, same = self.token_counter.encode(text), 0
+        self._context, self._context_enc, self._context_ids = text, enc, enc.ids
+        if self.action_mode == "token":
+            ids, buf = enc.ids, self._buf
+            end = min(len(ids), self.context_budget)
+            start = min(same, end)
+            buf[start:end] = ids[start:end]
+            if self._filled > end:
+                buf[end:self._filled] = self.pad_token_id
+            self._filled = end
 
     def _observation(self) -> dict[str, Any]:
         length = min(len(self._context_ids) + len(self._turn_ids), self.context_budget)
@@ -355,10 +494,7 @@ class MemoryEnv(gym.Env):
             "turn": len(self._turns) if len(self._turns) <= self.max_turns else self.max_turns,
         }
         if self.action_mode == "token":
-            ids = np.full(self.context_budget, self.pad_token_id, dtype=np.int64)
-            seq = (self._context_ids + self._turn_ids)[: self.context_budget]
-            ids[: len(seq)] = seq
-            return {"tokens": ids, **counters}
+            return {"tokens": self._buf.copy(), **counters}  # one memcpy: gymnasium wants fresh data
         return {"context": self._context, **counters}
 
     def _step_info(self) -> dict[str, Any]:
@@ -389,9 +525,35 @@ class MemoryEnv(gym.Env):
         """The context the next model call sees (without the current partial turn)."""
         return self._context
 
+    @property
+    def last_call(self) -> dict[str, Any] | None:
+        """The transcript entry of the latest finished turn of this episode (``None`` before
+        the first): ``output_ids``, ``input_tokens``, ``output``, ``end``, ``action`` ..."""
+        return self._transcript[-1] if self._transcript else None
+
+    @property
+    def context_ids(self) -> tuple[int, ...]:
+        """The exact token ids of the next call's context (what the meter counts as its input).
+
+        A model fed these ids sees exactly what is metered; no re-encoding of :attr:`context`."""
+        return tuple(self._context_ids)
+
+    def clone(self, memory: ContextManager | None = None, **overrides: Any) -> "MemoryEnv":
+        """A fresh environment with the same tasks, search tool, tokenizer and settings.
+
+        Args:
+            memory: the new env's memory method (default: a deep copy of this one's).
+            overrides: constructor settings to change (e.g. ``action_mode="text"``).
+        """
+        settings = {**copy.deepcopy(self._settings), **overrides}
+        return type(self)(
+            self.tasks, self.search_tool, tokenizer=self.tokenizer,
+            memory=memory if memory is not None else copy.deepcopy(self.memory), **settings,
+        )
+
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` with the environment's tokenizer."""
-        return len(self.tokenizer.encode(text, add_special_tokens=False))
+        return self.token_counter.count(text)
 
     def describe(self) -> dict[str, Any]:
         """JSON-serialisable settings of this environment (also ``info["settings"]`` at reset),
@@ -410,6 +572,7 @@ class MemoryEnv(gym.Env):
             "reward": self.reward_name,
             "format_penalty": self.format_penalty,
             "truncation_reward": self.truncation_reward,
+            "unrepresentable": self.unrepresentable,
             "instructions": self.instructions,
             "prompts_version": PROMPTS_VERSION,
             "tokenizer": tokenizer_name(self.tokenizer),
@@ -424,3 +587,8 @@ class MemoryEnv(gym.Env):
             print(text)
             return None
         return text
+
+
+__all__ = [
+    "ACTION_MODES", "MALFORMED_FEEDBACK", "MemoryEnv", "REWARDS", "UNREPRESENTABLE"
+]

@@ -63,3 +63,8 @@ class TokenMeter:
             "tokens_generated": self.generated,
             "calls": self.calls,
         }
+
+
+__all__ = [
+    "TokenMeter"
+]

@@ -169,3 +169,9 @@ def parse_turn(raw: str) -> ParsedTurn:
     if not answer:
         return bad("the answer was empty")
     return ParsedTurn(text=text, action="answer", answer=answer, mem=mem, think=think)
+
+
+__all__ = [
+    "Action", "ParsedTurn", "STOP_STRINGS", "StopDetector", "TAG_NAMES", "cut_at_stop", "find_stop",
+    "parse_turn"
+]

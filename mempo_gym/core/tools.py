@@ -32,3 +32,8 @@ class SearchTool(Protocol):
     def describe(self) -> Mapping[str, Any]:
         """JSON-serialisable settings recorded in run configs (corpus, retriever, top-k...)."""
         ...
+
+
+__all__ = [
+    "SearchTool", "ToolFatalError"
+]

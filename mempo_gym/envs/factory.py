@@ -3,9 +3,12 @@
 Keyword arguments accepted by every ``gym.make("MemPO-…")`` call (besides the
 task-specific ones):
 
-* ``memory``: ``"self"`` (default), ``"full"``, ``"window"``, ``"external"`` or a
-  :class:`~mempo_gym.core.context.ContextManager` object; ``window_k`` (default 2),
-  ``external_top_k`` (default 2), ``external_ranker`` (``"bm25"`` or ``"embedding"``).
+* ``memory``: a registered memory name (:mod:`mempo_gym.memory`: ``"self"`` (default),
+  ``"full"``, ``"window"``, ``"external"``, ``"mem1"`` and any from the ``mempo_gym.memory``
+  entry-point group), a recorded ``describe()`` dict such as ``{"name": "window", "k": 3}``,
+  or a :class:`~mempo_gym.core.context.ContextManager` object; ``memory_kwargs`` (settings
+  of the named method); ``window_k`` (default 2), ``external_top_k`` (default 2),
+  ``external_ranker`` (``"bm25"`` or ``"embedding"``).
 * ``retriever``: ``"bm25"`` (default), ``"dense"`` or ``"hybrid"``; ``top_k`` (default 3);
   ``passage_token_cap`` (default 128 env tokens per passage, ``None`` = whole passage);
   ``index_cache_dir``.
@@ -16,47 +19,47 @@ task-specific ones):
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
-from mempo_gym.core.context import ContextManager, ExternalMemory, FullContext, SelfMemory, SlidingWindow
+from mempo_gym.core.context import ContextManager
 from mempo_gym.core.env import MemoryEnv
+from mempo_gym.memory import make_memory
 from mempo_gym.core.tools import SearchTool
 from mempo_gym.records import Document, Task
 from mempo_gym.tokenizer import load_tokenizer
 
-MEMORY_MODES = ("self", "full", "window", "external")
+MEMORY_MODES = ("self", "full", "window", "external", "mem1")
 RETRIEVERS = ("bm25", "dense", "hybrid")
 
 
 def resolve_memory(
-    memory: str | ContextManager = "self",
+    memory: str | Mapping[str, Any] | ContextManager = "self",
     *,
     window_k: int = 2,
     external_top_k: int = 2,
     external_ranker: str = "bm25",
+    memory_kwargs: Mapping[str, Any] | None = None,
 ) -> ContextManager:
-    """A context manager from a ``memory=`` name (or the object itself)."""
-    if not isinstance(memory, str):
-        if not isinstance(memory, ContextManager):
-            raise TypeError(
-                "memory must be one of " + ", ".join(MEMORY_MODES)
-                + " or an object with name, reset(), build(prompt, turns) and describe()"
-            )
+    """A context manager from a ``memory=`` name, a recorded ``describe()`` dict, or the
+    object itself (see :mod:`mempo_gym.memory`)."""
+    if isinstance(memory, ContextManager):
         return memory
-    if memory == "self":
-        return SelfMemory()
-    if memory == "full":
-        return FullContext()
-    if memory == "window":
-        return SlidingWindow(window_k)
-    if memory == "external":
-        from mempo_gym.retrieval.ranking import rank_texts
-
-        if external_ranker not in ("bm25", "embedding"):
-            raise ValueError(f"external_ranker must be 'bm25' or 'embedding', got {external_ranker!r}")
-        return ExternalMemory(partial(rank_texts, method=external_ranker), top_k=external_top_k, method=external_ranker)
-    raise ValueError(f"memory must be one of {MEMORY_MODES} or a ContextManager object, got {memory!r}")
+    if not isinstance(memory, (str, Mapping)):
+        raise TypeError(
+            "memory must be a registered name (" + ", ".join(MEMORY_MODES) + ", ...), a describe() dict,"
+            " or an object with name, reset(), build(prompt, turns) and describe()"
+        )
+    settings = dict(memory_kwargs or {})
+    name = memory if isinstance(memory, str) else memory.get("name")
+    if name == "window":
+        settings.setdefault("k", window_k)
+    elif name == "external":
+        settings.setdefault("top_k", external_top_k)
+        settings.setdefault("ranker", external_ranker)
+    if isinstance(memory, Mapping):  # recorded settings win over the defaults above
+        settings.update({k: v for k, v in memory.items() if k != "name"})
+        memory = {"name": name}
+    return make_memory(memory, **settings)
 
 
 def build_retriever(documents: Sequence[Document], retriever: str = "bm25", *, cache_dir: str | None = None) -> Any:
@@ -84,10 +87,11 @@ def build_qa_env(
     top_k: int = 3,
     passage_token_cap: int | None = 128,
     index_cache_dir: str | None = None,
-    memory: str | ContextManager = "self",
+    memory: str | Mapping[str, Any] | ContextManager = "self",
     window_k: int = 2,
     external_top_k: int = 2,
     external_ranker: str = "bm25",
+    memory_kwargs: Mapping[str, Any] | None = None,
     tokenizer: Any = None,
     env_config: dict[str, Any] | None = None,
     **env_kwargs: Any,
@@ -107,6 +111,7 @@ def build_qa_env(
         config.update({"retriever": retriever, "top_k": top_k, "passage_token_cap": passage_token_cap,
                        "corpus_size": len(documents)})
     context_manager = resolve_memory(
-        memory, window_k=window_k, external_top_k=external_top_k, external_ranker=external_ranker
+        memory, window_k=window_k, external_top_k=external_top_k, external_ranker=external_ranker,
+        memory_kwargs=memory_kwargs,
     )
     return MemoryEnv(tasks, search_tool, tokenizer=tok, memory=context_manager, env_config=config, **env_kwargs)

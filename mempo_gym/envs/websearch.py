@@ -91,7 +91,7 @@ def make_websearch_env(
     tok = load_tokenizer(tokenizer)
     tool = web.WebSearchTool(
         provider, top_k=top_k, cache=cache, mode=mode, page_token_cap=page_token_cap,
-        count_tokens=lambda text: len(tok.encode(text)), strict=strict_replay,
+        tokenizer=tok, strict=strict_replay,
     )
     env_config = {
         "task_family": family if isinstance(family, str) else "+".join(family), "datasets": list(names),

@@ -21,7 +21,7 @@ EPISODE_FIELDS: tuple[str, ...] = (
 #: server error); ``resume`` retries it and replaces the line.
 FAILED_FIELDS: tuple[str, ...] = (
     "key", "env_id", "episode_index", "episode_seed", "task_id", "num_objectives",
-    "failed", "failure", "turns", "tokens_used",
+    "failed", "failure", "turns",
 )
 #: Fields that legitimately differ between two runs of the same episode.
 NONDETERMINISTIC_FIELDS: frozenset[str] = frozenset({"wall_time_s"})
@@ -82,8 +82,7 @@ def episode_record(
 
 
 def failed_record(
-    *, env_id: str, index: int, seed: int, task_id: str, num_objectives: int, reason: str,
-    observation: Mapping[str, Any] | None = None,
+    *, env_id: str, index: int, seed: int, task_id: str, num_objectives: int, reason: str, turns: int = 0,
 ) -> dict[str, Any]:
     """The ``episodes.jsonl`` line of an episode that failed (``failed: true`` and the reason).
 
@@ -91,12 +90,10 @@ def failed_record(
     >>> is_failed(r), r["failure"]
     (True, 'timeout')
     """
-    observation = observation or {}
     return {
         "key": episode_key(env_id, index), "env_id": env_id, "episode_index": int(index),
         "episode_seed": int(seed), "task_id": str(task_id), "num_objectives": int(num_objectives),
-        "failed": True, "failure": str(reason)[:2000],
-        "turns": int(observation.get("turn", 0) or 0), "tokens_used": int(observation.get("tokens_used", 0) or 0),
+        "failed": True, "failure": str(reason)[:2000], "turns": int(turns),
     }
 
 

@@ -12,12 +12,10 @@ import datetime as _dt
 import shlex
 import sys
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import gymnasium as gym
-import pandas as pd
 from tqdm.auto import tqdm
 
 from mempo_gym.agent import Agent, EpisodeFailure
@@ -28,7 +26,11 @@ from mempo_gym.harness.runfiles import (
     canonical_json, drop_failed, read_config, repair_torn_tail, to_jsonable, write_json_atomic,
 )
 from mempo_gym.prompts import PROMPTS_VERSION
+from mempo_gym.rollout import Job, rollout
 from mempo_gym.version import __version__
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Config keys that may differ when a run is resumed (everything else must match).
 RESUMABLE_KEYS = frozenset({"command", "created_at", "episodes", "batch_size", "resumed"})
@@ -40,15 +42,6 @@ class RunConfigMismatchError(RunFileError):
 
 class RunExistsError(RunFileError, FileExistsError):
     """The output folder already holds a run and ``resume`` was not requested."""
-
-
-@dataclass
-class _Slot:
-    env: gym.Env
-    index: int | None = None
-    seed: int = 0
-    observation: Any = None
-    info: dict[str, Any] = field(default_factory=dict)
 
 
 def _merged_env_kwargs(agent: Agent, env_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -133,7 +126,9 @@ def _prepare_folder(out: Path, config: dict[str, Any], resume: bool) -> list[dic
     return drop_failed(episodes_path, repair_torn_tail(episodes_path).records)
 
 
-def _frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+def _frame(records: Sequence[Mapping[str, Any]]) -> "pd.DataFrame":
+    import pandas as pd  # imported when a run returns its table, not with mempo_gym
+
     rows = [{k: v for k, v in r.items() if k != "transcript"} for r in records]
     frame = pd.DataFrame(rows)
     if not frame.empty:
@@ -151,7 +146,7 @@ def evaluate(
     resume: bool = False,
     env_kwargs: Mapping[str, Any] | None = None,
     progress: bool = True,
-) -> pd.DataFrame:
+) -> "pd.DataFrame":
     """Run ``agent`` for ``episodes`` episodes on each env id; return one row per episode.
 
     Args:
@@ -234,94 +229,60 @@ def _run_env(
     batch_size: int, pending: deque[int], writer: EpisodeWriter | None,
     records: list[dict[str, Any]], bar: tqdm,
 ) -> None:
-    """Step up to ``batch_size`` episodes of one env id together until ``pending`` is empty."""
+    """Step up to ``batch_size`` episodes of one env id together until ``pending`` is empty
+    (the shared loop of :func:`mempo_gym.rollout.rollout`)."""
     width = min(batch_size, len(pending))
-    slots = [_Slot(first_env)]
-    extra: list[gym.Env] = []
+    pool = [first_env]
     try:
         for _ in range(width - 1):
-            env = make_env(env_id, **kwargs)
-            extra.append(env)
-            slots.append(_Slot(env))
-        while True:
-            for number, slot in enumerate(slots):
-                if slot.index is None and pending:
-                    slot.index = pending.popleft()
-                    slot.seed = episode_seed(seed, env_id, slot.index)
-                    slot.observation, slot.info = slot.env.reset(seed=slot.seed)
-                    task = core_env(slot.env).task
-                    assert task is not None
-                    agent.reset(task, number)
-            active = [n for n, s in enumerate(slots) if s.index is not None]
-            if not active:
-                return
-            actions = _act(agent, slots, active)
-            for number, action in zip(active, actions):
-                slot = slots[number]
-                if isinstance(action, EpisodeFailure):
-                    task = core_env(slot.env).task
-                    assert task is not None
-                    _record(slot, failed_record(
-                        env_id=env_id, index=_index(slot), seed=slot.seed, task_id=task.id,
-                        num_objectives=task.num_objectives, reason=f"{type(action).__name__}: {action}",
-                        observation=slot.observation,
-                    ), writer, records, bar)
-                    continue
-                slot.observation, _, terminated, truncated, slot.info = slot.env.step(action)
-                if not (terminated or truncated):
-                    continue
-                task = core_env(slot.env).task
-                assert slot.index is not None and task is not None
-                record = episode_record(
-                    env_id=env_id, index=slot.index, seed=slot.seed, task_id=task.id,
-                    num_objectives=task.num_objectives, metrics=slot.info["metrics"],
-                    transcript=slot.info.get("transcript", []),
+            pool.append(make_env(env_id, **kwargs))
+        jobs = (Job(key=i, seed=episode_seed(seed, env_id, i)) for i in pending)
+        on_start = lambda number, task: agent.reset(task, number)  # noqa: E731
+        for episode in rollout(pool, jobs, lambda o, i, s: _act(agent, o, i, s), on_start=on_start):
+            task = episode.task
+            assert task is not None and episode.seed is not None
+            if episode.failure is not None:
+                record = failed_record(
+                    env_id=env_id, index=episode.key, seed=episode.seed, task_id=task.id,
+                    num_objectives=task.num_objectives, reason=episode.failure, turns=len(episode.turns),
                 )
-                _record(slot, record, writer, records, bar)
+            else:
+                record = episode_record(
+                    env_id=env_id, index=episode.key, seed=episode.seed, task_id=task.id,
+                    num_objectives=task.num_objectives, metrics=episode.info["metrics"],
+                    transcript=episode.info.get("transcript", []),
+                )
+            if writer is not None:
+                writer.append(record)
+            records.append(record)
+            bar.update(1)
+            _show(bar, records)
     finally:
-        for env in extra:
+        for env in pool[1:]:
             env.close()
 
 
-def _index(slot: _Slot) -> int:
-    assert slot.index is not None
-    return slot.index
-
-
-def _record(slot: _Slot, record: dict[str, Any], writer: EpisodeWriter | None,
-            records: list[dict[str, Any]], bar: tqdm) -> None:
-    """Write a finished (or failed) episode and free its slot."""
-    if writer is not None:
-        writer.append(record)
-    records.append(record)
-    bar.update(1)
-    _show(bar, records)
-    slot.index = None
-
-
-def _act(agent: Agent, slots: Sequence[_Slot], active: list[int]) -> list[str | EpisodeFailure]:
-    """One turn per active slot; an :class:`EpisodeFailure` in place of the turn of a slot that failed.
+def _act(agent: Agent, observations: list[Any], infos: list[dict[str, Any]], slots: list[int]) -> list[Any]:
+    """One turn per slot; an :class:`EpisodeFailure` in place of the turn of a slot that failed
+    (the rollout loop ends that episode as failed).
 
     When a batched call fails, each slot is asked again on its own, so one slow or failed
     request fails only its own episode.
     """
-    def call(numbers: list[int]) -> list[str]:
-        actions = agent.act_batch([slots[n].observation for n in numbers], [slots[n].info for n in numbers], numbers)
-        if len(actions) != len(numbers):
-            raise RuntimeError(
-                f"{type(agent).__name__}.act_batch returned {len(actions)} actions for {len(numbers)} slots"
-            )
-        return list(actions)
+    def call(numbers: list[int]) -> list[Any]:
+        return list(agent.act_batch([observations[n] for n in numbers], [infos[n] for n in numbers],
+                                    [slots[n] for n in numbers]))
 
+    everyone = list(range(len(slots)))
     try:
-        return list(call(active))
+        return call(everyone)
     except EpisodeFailure as failure:
-        if len(active) == 1:
+        if len(slots) == 1:
             return [failure]
-    out: list[str | EpisodeFailure] = []
-    for number in active:
+    out: list[Any] = []
+    for n in everyone:
         try:
-            out.extend(call([number]))
+            out.extend(call([n]))
         except EpisodeFailure as failure:
             out.append(failure)
     return out

@@ -82,17 +82,29 @@ def top_k_positions(
     with ``positive_only`` documents scoring ``<= 0`` (no query term matched) are dropped.
     """
     scores = np.asarray(scores).reshape(-1)
-    candidates = np.flatnonzero(scores > 0) if positive_only else np.arange(scores.size)
-    if candidates.size == 0:
+    if k <= 0:
         return []
-    cand_scores = scores[candidates]
-    if candidates.size > k:
-        # Keep every candidate tied with the k-th best so tie-breaking stays by position.
-        kth = np.partition(cand_scores, cand_scores.size - k)[cand_scores.size - k]
-        keep = cand_scores >= kth
-        candidates, cand_scores = candidates[keep], cand_scores[keep]
-    order = np.lexsort((candidates, -cand_scores))[:k]
-    return [(int(candidates[i]), float(cand_scores[i])) for i in order]
+    if positive_only:
+        candidates = np.flatnonzero(scores > 0)
+        cand_scores = scores[candidates]
+    else:
+        candidates, cand_scores = None, scores
+    n = cand_scores.size
+    if n == 0:
+        return []
+    if n > k:
+        # Partial selection: the k-th best score, everything strictly above it, then the
+        # ties at it in position order (flatnonzero is sorted) -- never a sort of all ties.
+        kth = np.partition(cand_scores, n - k)[n - k]
+        above = np.flatnonzero(cand_scores > kth)
+        tied = np.flatnonzero(cand_scores == kth)[: k - above.size]
+        picked = np.concatenate([above, tied])
+    else:
+        picked = np.arange(n)
+    picked_scores = cand_scores[picked]
+    positions = picked if candidates is None else candidates[picked]
+    order = np.lexsort((positions, -picked_scores))
+    return [(int(positions[i]), float(picked_scores[i])) for i in order]
 
 
 class CorpusRetriever(ABC):

@@ -50,7 +50,7 @@ def load_sentence_transformer(name_or_path: str, device: str = "cpu") -> Any:
     from sentence_transformers import SentenceTransformer
 
     try:
-        return SentenceTransformer(name_or_path, device=device)
+        return SentenceTransformer(name_or_path, device=device, local_files_only=True)  # never a hub
     except Exception as err:
         raise ValueError(
             f"Could not load sentence-transformers model {name_or_path!r}: {err}. "

@@ -8,85 +8,36 @@ runs ``retriever.search(query, top_k)`` and renders the hits as::
 
 Each passage can be cut to ``passage_token_cap`` tokens of a tokenizer you pass
 (a ``transformers`` tokenizer, a ``tokenizers.Tokenizer`` or any object with
-``encode``/``decode``), or to that many whitespace-separated words when none is given.
+``encode``/``decode``), or to that many whitespace-separated words when none is given,
+by the cut rule of :mod:`mempo_gym.core.tokens`. A passage is cut once (one encode) and
+the result reused for later searches.
 Blank queries give ``"No results."``; the tool never raises for any query string.
 """
 
 from __future__ import annotations
 
 import logging
-import re
+from collections import OrderedDict
 from typing import Any, Callable, Mapping
 
+from mempo_gym.core.tokens import TokenCounter
 from mempo_gym.retrieval.base import Hit, Retriever
 
 logger = logging.getLogger(__name__)
 
 NO_RESULTS = "No results."
 MAX_QUERY_CHARS = 4096
-_WORD_RUN = re.compile(r"\S+")
+PASSAGE_CACHE_SIZE = 100_000
 
 CountTokens = Callable[[str], int]
 Truncate = Callable[[str, int], str]
 
 
-def _token_ids(tokenizer: Any, text: str) -> tuple[list[int], list[tuple[int, int]] | None]:
-    """Token ids of ``text`` without special tokens, plus char offsets when available."""
-    if callable(tokenizer) and hasattr(tokenizer, "is_fast"):  # transformers tokenizer
-        if getattr(tokenizer, "is_fast", False):
-            enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-            return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
-        return list(tokenizer.encode(text, add_special_tokens=False)), None
-    try:
-        enc = tokenizer.encode(text, add_special_tokens=False)
-    except TypeError:
-        enc = tokenizer.encode(text)
-    if hasattr(enc, "ids"):  # tokenizers.Encoding
-        offsets = getattr(enc, "offsets", None)
-        return list(enc.ids), [tuple(o) for o in offsets] if offsets is not None else None
-    return list(enc), None
-
-
 def tokenizer_functions(tokenizer: Any) -> tuple[CountTokens, Truncate]:
-    """``(count_tokens, truncate)`` built from a tokenizer with ``encode``/``decode``.
-
-    Truncation cuts the original text at the end offset of the last kept token when
-    the tokenizer reports offsets (keeps the text verbatim), else decodes the kept ids.
-    """
-    if not callable(getattr(tokenizer, "encode", None)):
-        raise TypeError(
-            f"tokenizer must have an encode(text) method (and decode(ids)); got {type(tokenizer).__name__}"
-        )
-
-    def count_tokens(text: str) -> int:
-        return len(_token_ids(tokenizer, text)[0])
-
-    def truncate(text: str, cap: int) -> str:
-        ids, offsets = _token_ids(tokenizer, text)
-        if len(ids) <= cap:
-            return text
-        if cap <= 0:
-            return ""
-        if offsets is not None and len(offsets) == len(ids):
-            return text[: offsets[cap - 1][1]].rstrip()
-        return str(tokenizer.decode(ids[:cap])).strip()
-
-    return count_tokens, truncate
-
-
-def count_words(text: str) -> int:
-    """Number of whitespace-separated words."""
-    return len(text.split())
-
-
-def truncate_words(text: str, cap: int) -> str:
-    """``text`` up to the end of its ``cap``-th whitespace-separated word (verbatim)."""
-    if cap <= 0:
-        return ""
-    for i, match in enumerate(_WORD_RUN.finditer(text), start=1):
-        if i == cap:
-            return text[: match.end()]
-    return text
+    """``(count_tokens, truncate)`` by the rules of :mod:`mempo_gym.core.tokens`
+    (``None`` counts whitespace words)."""
+    counter = TokenCounter(tokenizer)
+    return counter.count, lambda text, cap: counter.cut(text, cap)[0]
 
 
 def sanitize_query(query: Any, max_chars: int = MAX_QUERY_CHARS) -> str:
@@ -146,25 +97,36 @@ class RetrieverSearchTool:
             raise ValueError(f"max_query_chars must be a positive integer, got {max_query_chars!r}")
         self.retriever, self.top_k, self.passage_token_cap = retriever, top_k, passage_token_cap
         self.max_query_chars = max_query_chars
-        if tokenizer is not None:
-            tok_count, tok_truncate = tokenizer_functions(tokenizer)
-            self.token_unit = f"tokens of {type(tokenizer).__name__}" + (
-                f" ({tokenizer.name_or_path})" if getattr(tokenizer, "name_or_path", "") else ""
-            )
-        else:
-            tok_count, tok_truncate = count_words, truncate_words
-            self.token_unit = "whitespace words" if truncate is None else "custom"
-        self.count_tokens: CountTokens = count_tokens or tok_count
-        self._truncate: Truncate = truncate or tok_truncate
-        if truncate is not None:
+        self.counter = TokenCounter(tokenizer)
+        self.token_unit = self.counter.unit
+        self.count_tokens: CountTokens = count_tokens or self.counter.count
+        self._truncate: Truncate | None = truncate
+        self._custom_count = count_tokens is not None
+        if count_tokens is not None or truncate is not None:
             self.token_unit = "custom"
+        self._capped: OrderedDict[str, str] = OrderedDict()
 
     def truncate_passage(self, text: str) -> str:
-        """``text`` cut to ``passage_token_cap`` tokens (unchanged when within the cap)."""
+        """``text`` cut to ``passage_token_cap`` tokens (unchanged when within the cap).
+
+        Computed once per passage text and reused (an LRU of ``PASSAGE_CACHE_SIZE`` passages)."""
         cap = self.passage_token_cap
-        if cap is None or self.count_tokens(text) <= cap:
+        if cap is None:
             return text
-        return self._truncate(text, cap)
+        hit = self._capped.get(text)
+        if hit is not None:
+            self._capped.move_to_end(text)
+            return hit
+        if self._truncate is not None:
+            out = text if self.count_tokens(text) <= cap else self._truncate(text, cap)
+        elif self._custom_count:
+            out = self.counter.cut(text, cap)[0] if self.count_tokens(text) > cap else text
+        else:
+            out = self.counter.cut(text, cap)[0]  # one encode whether or not it is over the cap
+        self._capped[text] = out
+        if len(self._capped) > PASSAGE_CACHE_SIZE:
+            self._capped.popitem(last=False)
+        return out
 
     def search(self, query: str) -> str:
         """Information text for ``query`` (never raises)."""

@@ -13,11 +13,11 @@ cache raises :class:`CacheCorruptError`, and ``strict=True`` makes a replay miss
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import unicodedata
 from typing import Any, Callable, Mapping
 
+from mempo_gym.core.tokens import TokenCounter, cut_to_tokens
 from mempo_gym.web.cache import SearchCache
 from mempo_gym.web.errors import CacheError, CacheMissError, ProviderError
 from mempo_gym.web.provider import SearchProvider
@@ -26,7 +26,6 @@ from mempo_gym.web.records import WebPage, WebResult
 logger = logging.getLogger("mempo_gym.web")
 
 MODES = ("live", "record", "replay")
-_WORD = re.compile(r"\S+")
 
 
 def whitespace_token_count(text: str) -> int:
@@ -46,21 +45,6 @@ def clean_query(query: str, max_chars: int) -> str:
         space = head.rfind(" ")
         text = head[:space] if space > max_chars // 2 else head
     return text
-
-
-def cut_to_tokens(text: str, cap: int, count_tokens: Callable[[str], int]) -> tuple[str, bool]:
-    """Longest word-boundary prefix of ``text`` with at most ``cap`` tokens; (text, was_cut)."""
-    if count_tokens(text) <= cap:
-        return text, False
-    ends = [m.end() for m in _WORD.finditer(text)]
-    low, high = 0, len(ends)  # invariant: prefix of `low` words fits; `high` words may not
-    while low < high:
-        mid = (low + high + 1) // 2
-        if count_tokens(text[: ends[mid - 1]]) <= cap:
-            low = mid
-        else:
-            high = mid - 1
-    return (text[: ends[low - 1]] if low else ""), True
 
 
 def format_results(results: list[WebResult]) -> str:
@@ -83,7 +67,9 @@ class WebSearchTool:
         mode: ``"live"`` (provider only), ``"record"`` (provider, then store),
             ``"replay"`` (cache only, works offline).
         page_token_cap: ``open_page`` text is cut to this many tokens.
-        count_tokens: token counter for the cap (default: whitespace words).
+        tokenizer: the env's tokenizer: the cap counts its tokens by the rules of
+            :mod:`mempo_gym.core.tokens` (default: whitespace words).
+        count_tokens: a custom token counter for the cap (instead of ``tokenizer``).
         strict: in replay mode, raise :class:`CacheMissError` on a miss instead of
             returning "Replay cache miss ..." text.
         max_query_chars: longer queries are cut (at a word boundary) before searching.
@@ -98,6 +84,7 @@ class WebSearchTool:
         *,
         page_token_cap: int = 1000,
         count_tokens: Callable[[str], int] | None = None,
+        tokenizer: Any = None,
         strict: bool = False,
         max_query_chars: int = 400,
     ) -> None:
@@ -122,7 +109,11 @@ class WebSearchTool:
         self.cache = cache
         self.mode = mode
         self.page_token_cap = page_token_cap
-        self.count_tokens = count_tokens or whitespace_token_count
+        if count_tokens is not None and tokenizer is not None:
+            raise ValueError("pass tokenizer= or count_tokens=, not both")
+        self.counter = TokenCounter(tokenizer)
+        self._custom_count = count_tokens
+        self.count_tokens = count_tokens or (self.counter.count if tokenizer is not None else whitespace_token_count)
         self.strict = strict
         self.max_query_chars = max_query_chars
         provider_settings = dict(provider.describe())
@@ -153,8 +144,10 @@ class WebSearchTool:
                 "cache_hits": self.cache_hits, "misses": self.misses, "failures": self.failures}
 
     def describe(self) -> Mapping[str, Any]:
-        counter = "whitespace" if self.count_tokens is whitespace_token_count else getattr(
-            self.count_tokens, "__qualname__", type(self.count_tokens).__name__)
+        if self._custom_count is not None:
+            counter = getattr(self._custom_count, "__qualname__", type(self._custom_count).__name__)
+        else:
+            counter = "whitespace" if self.counter.tokenizer is None else self.counter.unit
         return {
             "tool": "web_search",
             "provider": dict(self.provider.describe()),
@@ -258,7 +251,7 @@ class WebSearchTool:
         return page
 
     def _format_page(self, page: WebPage) -> str:
-        body, was_cut = cut_to_tokens(page.text, self.page_token_cap, self.count_tokens)
+        body, was_cut = cut_to_tokens(page.text, self.page_token_cap, self._custom_count or self.counter)
         parts = [f"Page: {' '.join(page.title.split()) or '(untitled)'} (URL: {page.url})", body or "(no text)"]
         if was_cut:
             parts.append(f"[page cut at {self.page_token_cap} tokens]")
