@@ -206,12 +206,12 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_data_list(args: argparse.Namespace) -> int:
-    from mempo_gym.data import list_datasets, resolve_data_dir
+    from mempo_gym.data import dataset_available, list_datasets, resolve_data_dir
 
     root = resolve_data_dir(args.data_dir)
     print(f"data directory: {root}")
     for spec in list_datasets():
-        present = all((root / f).is_file() for f in spec.files) if spec.files else False
+        present = dataset_available(spec, args.data_dir)  # the envs' rule
         how = "download" if spec.downloadable else "manual"
         print(f"{spec.name:40s} {spec.kind:6s} {'present' if present else 'missing':8s} {how:8s} {spec.description}")
     return 0
