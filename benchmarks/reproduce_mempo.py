@@ -59,15 +59,18 @@ class Preset:
     tasks_per_step: int
     eval_per_k: dict[int, int]  # held-out episodes per k (the registered test world, each task once)
     rl_worlds: int = 8
+    sft_second_steps: int = 100  # steps of the second SFT round (continues the first)
 
 
 PRESETS = {
     "smoke": Preset(train_worlds=2, tasks_per_k={1: 4, 2: 2, 4: 1, 8: 1}, sft_steps=4, sft_batch_tokens=1024,
-                    rl_steps=1, group_size=2, tasks_per_step=2, eval_per_k={1: 4, 2: 2, 4: 2, 8: 1}, rl_worlds=1),
+                    rl_steps=1, group_size=2, tasks_per_step=2, eval_per_k={1: 4, 2: 2, 4: 2, 8: 1}, rl_worlds=1,
+                    sft_second_steps=2),
     "full": Preset(train_worlds=24, tasks_per_k={1: 16, 2: 8, 4: 4, 8: 2}, sft_steps=90, sft_batch_tokens=2048,
                    rl_steps=4, group_size=4, tasks_per_step=2, eval_per_k={1: 100, 2: 100, 4: 50, 8: 50}),
 }
 SFT_LR = 6e-4
+SECOND_ROUND_LR = 4e-4  # the second SFT round (another data order, --seed 1), as run
 LORA_RANK = 16
 MISTAKE_RATE = 0.15
 INSTRUCTIONS_OF = {"self": "mempo", "full": "react"}  # as MemPOAgent / FullContextAgent ask for
@@ -98,6 +101,16 @@ def decoys_of(env: Any) -> list[str]:
     return sorted({t for task in env.unwrapped.tasks for q in task.questions for t in q.supporting_titles})
 
 
+def record_command(out: Path, parent: Path | None = None) -> None:
+    """Write the commands that made ``out`` to its COMMAND.txt: those of the stage it continued
+    (``parent``, an adapter folder) followed by this one."""
+    previous = ""
+    if parent is not None and (parent.parent / "COMMAND.txt").is_file():
+        previous = (parent.parent / "COMMAND.txt").read_text(encoding="utf-8")
+    line = "python benchmarks/reproduce_mempo.py " + " ".join(sys.argv[1:])
+    (out / "COMMAND.txt").write_text(previous + line + "\n", encoding="utf-8")
+
+
 def log_line(path: Path, row: dict[str, Any]) -> None:
     with path.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(row) + "\n")
@@ -115,6 +128,7 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
 
     out = Path(args.out) / (args.name or f"sft-{args.memory}")
     out.mkdir(parents=True, exist_ok=True)
+    record_command(out, Path(args.init) if args.init else None)
     log = out / "log.jsonl"
     started = time.process_time()
     tokenizer = load_hf_tokenizer()
@@ -183,6 +197,7 @@ def stage_rl(args: argparse.Namespace, preset: Preset) -> Path:
     name = args.rl_stage if args.flat_groups == "skip" or args.rl_stage == "grpo" else f"{args.rl_stage}-apply"
     out = Path(args.out) / name
     out.mkdir(parents=True, exist_ok=True)
+    record_command(out, init)
     log = out / "log.jsonl"
     started = time.process_time()
     cfg = rl_config(args.rl_stage, init, preset, args.seed, args.flat_groups)
@@ -215,10 +230,28 @@ def make_eval_agent(model: str, out: Path) -> Any:
     if model == "base":  # the untrained embedded model, prompted (chat template on)
         return make_agent("mempo", model="smollm2-135m-instruct", max_new_tokens=128, dtype="bfloat16")
     if model == "full-context":
-        return make_agent("full-context", model=str(out / "sft-full" / "adapter"), max_new_tokens=128,
+        return make_agent("full-context", model=str(shipped(out / "sft-full")), max_new_tokens=128,
                           dtype="bfloat16")
     folder = {"sft": "sft-self"}.get(model, model)
-    return make_agent("mempo", model=str(out / folder / "adapter"), max_new_tokens=128, dtype="bfloat16")
+    return make_agent("mempo", model=str(shipped(out / folder)), max_new_tokens=128, dtype="bfloat16")
+
+
+def shipped(stage_dir: Path) -> Path:
+    """The exported (bf16) adapter of a stage when there is one, else its training output."""
+    return stage_dir / "export" if (stage_dir / "export" / "adapter_config.json").is_file() else stage_dir / "adapter"
+
+
+def stage_export(args: argparse.Namespace) -> None:
+    """Export every trained adapter in ``--out`` as shipped (bf16, settings, commands)."""
+    from mempo_agents.trainer.policy import export_adapter
+
+    for stage_dir in sorted(Path(args.out).iterdir()):
+        if not (stage_dir / "adapter" / "adapter_config.json").is_file():
+            continue
+        memory = "full" if stage_dir.name.startswith("sft-full") else "self"
+        command = (stage_dir / "COMMAND.txt").read_text(encoding="utf-8") if (stage_dir / "COMMAND.txt").is_file() else ""
+        export_adapter(stage_dir / "adapter", stage_dir / "export", command, agent_settings(memory))
+        print(f"exported {stage_dir / 'export'}")
 
 
 def stage_eval(args: argparse.Namespace, preset: Preset) -> None:
@@ -291,7 +324,7 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=["sft", "rl", "eval", "table", "all"])
+    parser.add_argument("stage", choices=["sft", "rl", "eval", "table", "export", "all"])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="full")
     parser.add_argument("--out", default="runs/repro")
     parser.add_argument("--memory", choices=["self", "full"], default="self")
@@ -318,9 +351,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         stage_eval(args, preset)
     elif args.stage == "table":
         stage_table(args)
-    else:  # all
+    elif args.stage == "export":
+        stage_export(args)
+    else:  # all: the recipe as run for the shipped adapters (two SFT rounds, then RL, evaluation)
+        out = Path(args.out)
         for memory in ("self", "full"):
-            stage_sft(argparse.Namespace(**{**vars(args), "memory": memory}), preset)
+            first = f"sft-{memory}-r1"
+            stage_sft(argparse.Namespace(**{**vars(args), "memory": memory, "name": first, "init": "", "seed": 0}),
+                      preset)
+            stage_sft(argparse.Namespace(**{**vars(args), "memory": memory, "name": f"sft-{memory}", "seed": 1,
+                                            "init": str(out / first / "adapter"), "sft_steps": preset.sft_second_steps,
+                                            "sft_lr": SECOND_ROUND_LR}), preset)
         for rl in ("grpo", "mempo"):
             stage_rl(argparse.Namespace(**{**vars(args), "rl_stage": rl}), preset)
         stage_eval(args, preset)
