@@ -3,6 +3,7 @@
 =====================  ===============================================================
 ``eval``               :func:`mempo_gym.harness.evaluate`
 ``report``             :func:`mempo_gym.report.summarize` + :mod:`mempo_gym.plots`
+``suite``              :func:`mempo_gym.suite.run_suite` + :func:`mempo_gym.suite.pack_suite`
 ``submit``             :func:`mempo_gym.leaderboard.submit_run`
 ``score``              :func:`mempo_gym.leaderboard.score_submission`
 ``leaderboard``        :func:`mempo_gym.leaderboard.build_leaderboard`
@@ -84,7 +85,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     frame = evaluate(
         args.env, agent, episodes=args.episodes, seed=args.seed, out=args.out, batch_size=args.batch_size,
         resume=args.resume, env_kwargs=parse_assignments(args.env_kwarg, "--env-kwarg"),
-        progress=not args.no_progress,
+        progress=not args.no_progress, task_order=args.task_order,
     )
     failed = frame[frame["failed"].eq(True)] if "failed" in frame.columns else frame.iloc[0:0]
     done = frame.drop(index=failed.index)
@@ -171,6 +172,22 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_suite(args: argparse.Namespace) -> int:
+    from mempo_gym.suite import pack_suite, run_suite
+
+    options = parse_assignments(args.agent_option, "--agent-option")
+    if args.model is not None:
+        options["model"] = args.model
+    agent = _load_agent(args.agent, options)
+    folders = run_suite(agent, args.out, suite=args.suite, seed=args.seed, world_seed=args.world_seed,
+                        batch_size=args.batch_size, env_kwargs=parse_assignments(args.env_kwarg, "--env-kwarg"),
+                        entries=args.entry, episodes=args.episodes, progress=not args.no_progress)
+    print(f"ran {len(folders)} suite entries into {args.out}")
+    if args.name and args.contact:
+        print(f"submission: {pack_suite(args.out, name=args.name, contact=args.contact)}")
+    return 0
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     from mempo_gym.leaderboard import submit_run
 
@@ -248,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env-kwarg", action="append", metavar="KEY=VALUE", help="gym.make keyword (repeatable)")
     p.add_argument("--agent-option", action="append", metavar="KEY=VALUE", help="agent factory option (repeatable)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--task-order", choices=("permutation", "sample"), default="permutation",
+                   help="permutation: each task once (default); sample: with replacement")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("demo", help="the main job: the trained MemPO agent vs its full-context counterpart on SynthWiki")
@@ -264,6 +283,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="report", help="folder for report.md/.csv/.json and plots")
     p.add_argument("--no-plots", action="store_true")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("suite", help="run an agent on the whole benchmark suite and pack the submission")
+    p.add_argument("--agent", required=True, help="registered agent name, or package.module:factory")
+    p.add_argument("--model", help="model path or URL (passed to the agent as model=)")
+    p.add_argument("--out", required=True, help="folder for the suite's run folders, e.g. runs/NAME-bench")
+    p.add_argument("--suite", default="MemPO-Bench-v0")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--world-seed", type=int, help="private SynthWiki world seed (hosts: keep it secret)")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--entry", action="append", help="run only this env id of the suite (repeatable; incomplete)")
+    p.add_argument("--episodes", type=int, help="cap each entry's episodes (a quick, incomplete run)")
+    p.add_argument("--env-kwarg", action="append", metavar="KEY=VALUE", help="override a setting (non-standard)")
+    p.add_argument("--agent-option", action="append", metavar="KEY=VALUE", help="agent factory option (repeatable)")
+    p.add_argument("--name", help="submission name (with --contact: pack OUT/submission.zip)")
+    p.add_argument("--contact")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_suite)
 
     p = sub.add_parser("submit", help="pack a run folder into a leaderboard submission zip")
     p.add_argument("run")

@@ -124,7 +124,7 @@ def test_torn_tail_is_dropped_and_mid_file_damage_refused(tmp_path: Path) -> Non
 
 
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path: Path) -> None:
-    episodes, seed = 14, 11
+    episodes, seed = 10, 11
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(h.TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "mempo_gym.cli", "eval", "--env", h.FULL_ENV_ID,

@@ -51,21 +51,21 @@ def test_trl_dataset_and_reward_function() -> None:
     from mempo_gym.integrations.trl import grpo_dataset, reward_function
 
     data = grpo_dataset(ENV_ID, 3, seed=1)
-    assert data.column_names == ["prompt", "episode_seed", "task_id"] and len(data) == 3
+    assert data.column_names == ["prompt", "episode_seed", "task_index", "task_id"] and len(data) == 3
     env = gym.make(ENV_ID, max_turns=1)
     golds = []
-    for prompt, reset_seed in zip(data["prompt"], data["episode_seed"]):
-        obs, _ = env.reset(seed=reset_seed)
+    for prompt, reset_seed, index in zip(data["prompt"], data["episode_seed"], data["task_index"]):
+        obs, _ = env.reset(seed=reset_seed, options={"task_index": index})
         assert obs["context"] == prompt
         golds.append(gold_answer(env))
     reward = reward_function(ENV_ID)
     completions = [f"<mem>x</mem><answer>{golds[0]}</answer>", "<search>x</search>", "no tags"]
-    assert reward(data["prompt"], completions, data["episode_seed"]) == [1.0, 0.0, 0.0]
+    assert reward(data["prompt"], completions, data["episode_seed"], data["task_index"]) == [1.0, 0.0, 0.0]
     # conversational completions, as TRL passes them for chat datasets
     chat = [[{"role": "assistant", "content": f"<answer>{golds[1]}</answer>"}]]
-    assert reward(data["prompt"][1:2], chat, data["episode_seed"][1:2]) == [1.0]
+    assert reward(data["prompt"][1:2], chat, data["episode_seed"][1:2], data["task_index"][1:2]) == [1.0]
     with pytest.raises(ValueError, match="grpo_dataset"):
-        reward(["another prompt"], ["<answer>x</answer>"], data["episode_seed"][:1])
+        reward(["another prompt"], ["<answer>x</answer>"], data["episode_seed"][:1], data["task_index"][:1])
 
 
 @pytest.mark.slow  # imports and runs TRL's trainer (minutes on a shared CPU)
@@ -112,7 +112,7 @@ def test_verifiers_loads_the_environment_by_name_and_plays_turns() -> None:
     assert [t.data.id for t in env.taskset] == [t.data.id for t in tasks]
 
     probe = gym.make(ENV_ID)
-    probe.reset(seed=tasks[0].data.info["episode_seed"])
+    probe.reset(**tasks[0].data.info["reset"])
     gold = gold_answer(probe)
     seen: list[str] = []
 

@@ -37,10 +37,15 @@ class GuessFirst(Agent):
         return "<mem></mem><think>no search</think><answer>Mila Voss</answer>"
 
 
+ENV_ID = "MemPO-SynthWiki-v0"
+KWARGS = {"num_tasks": 12}
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("lb") / "searcher"
-    evaluate(h.ENV_ID, h.ScriptedSearcher(), episodes=12, seed=21, out=out, batch_size=3, progress=False)
+    evaluate(ENV_ID, h.ScriptedSearcher(), episodes=12, seed=21, out=out, batch_size=3, env_kwargs=KWARGS,
+             progress=False)
     return out
 
 
@@ -87,11 +92,11 @@ def _rejected(data: bytes, limits: ArchiveLimits = ArchiveLimits()) -> Submissio
 def test_submit_and_score_round_trip(run_dir: Path, members: dict[str, bytes], tmp_path: Path) -> None:
     assert set(members) == {"manifest.json", "config.json", "episodes.jsonl"}
     manifest = json.loads(members["manifest.json"])
-    assert manifest["schema_version"] == 1 and manifest["submission"]["name"] == "Scripted"
+    assert manifest["schema_version"] == 2 and manifest["submission"]["name"] == "Scripted"
     assert manifest["members"]["episodes.jsonl"] == manifest_entry(members["episodes.jsonl"])
     assert members["episodes.jsonl"] == (run_dir / "episodes.jsonl").read_bytes()
     result = score_submission(_zip(members))
-    env = result["envs"][h.ENV_ID]
+    env = result["envs"][ENV_ID]
     records = _episodes(members)
     assert result["status"] == "accepted" and env["n"] == 12 and env["claimed_score_mismatches"] == 0
     assert env["f1"] == pytest.approx(sum(r["f1"] for r in records) / 12)
@@ -99,7 +104,7 @@ def test_submit_and_score_round_trip(run_dir: Path, members: dict[str, bytes], t
     assert sum(v["n"] for v in env["by_objectives"].values()) == 12
     # forged claimed scores and golds are ignored: the scorer re-scores against the env
     forged = [{**r, "f1": 1.0, "em": 1.0, "golds": [[r["prediction"] or ""]]} for r in records]
-    rescored = score_submission(_zip(_with_episodes(members, forged)))["envs"][h.ENV_ID]
+    rescored = score_submission(_zip(_with_episodes(members, forged)))["envs"][ENV_ID]
     assert rescored["f1"] == pytest.approx(env["f1"]) and rescored["claimed_score_mismatches"] > 0
 
 
@@ -115,63 +120,10 @@ def test_cli_submit_score_and_rejection_exit_codes(run_dir: Path, tmp_path: Path
     assert "not a readable zip archive" in capsys.readouterr().err
 
 
-def _inflate_totals(r: dict[str, Any]) -> None:
-    r["tokens_total"] += 10
-
-
-def _deflate_inputs(r: dict[str, Any]) -> None:  # consistent totals, but the contexts are longer
-    for call in r["transcript"]:
-        call["input_tokens"] -= 5
-    _recompute(r)
-
-
-def _deflate_outputs(r: dict[str, Any]) -> None:
-    for call in r["transcript"]:
-        call["output_tokens"] //= 2
-    _recompute(r)
-
-
-def _inflate_peak(r: dict[str, Any]) -> None:
-    r["tokens_peak"] += 1
-
-
-def _recompute(r: dict[str, Any]) -> None:
-    calls = r["transcript"]
-    r["tokens_total"] = sum(c["input_tokens"] + c["output_tokens"] for c in calls)
-    r["tokens_peak"] = max(c["input_tokens"] + c["output_tokens"] for c in calls)
-    r["tokens_generated"] = sum(c["output_tokens"] for c in calls)
-
-
-@pytest.mark.parametrize("tamper, field", [
-    (_inflate_totals, "tokens_total"), (_deflate_inputs, "input_tokens"), (_deflate_outputs, "output_tokens"),
-    (_inflate_peak, "tokens_peak"),
-])
-def test_token_count_tampering_is_rejected(members: dict[str, bytes], tamper: Callable[[dict], None], field: str) -> None:
+def test_record_level_checks(members: dict[str, bytes]) -> None:
     records = _episodes(members)
-    tamper(records[3])
-    error = _rejected(_zip(_with_episodes(members, records)))
-    assert error.member == "episodes.jsonl" and field in error.field and records[3]["key"] in error.field
-
-
-def test_record_level_tampering_is_rejected(members: dict[str, bytes]) -> None:
-    records = _episodes(members)
-    unknown = [dict(r) for r in records]
-    unknown[0]["task_id"] = "tiny-404"
-    error = _rejected(_zip(_with_episodes(members, unknown)))
-    assert "unknown task id 'tiny-404'" in error.reason and error.field.endswith("task_id")
-
-    swapped = [dict(r) for r in records]
-    swapped[1]["prediction"] = "something better"
-    error = _rejected(_zip(_with_episodes(members, swapped)))
-    assert "final call" in error.reason and error.field.endswith("prediction")
-
-    moved = [dict(r) for r in records]
-    other = next(r for r in records if r["task_id"] != moved[2]["task_id"])
-    moved[2]["task_id"] = other["task_id"]  # a transcript of another task
-    assert "does not show the question" in _rejected(_zip(_with_episodes(members, moved))).reason
-
     duplicate = records + [records[0]]
-    assert "duplicate episode key" in _rejected(_zip(_with_episodes(members, duplicate))).reason
+    assert "recorded twice" in _rejected(_zip(_with_episodes(members, duplicate))).reason
 
     missing = [dict(r) for r in records]
     del missing[0]["transcript"]
@@ -179,13 +131,14 @@ def test_record_level_tampering_is_rejected(members: dict[str, bytes]) -> None:
     assert error.reason == "missing field 'transcript'" and error.field == "line 1: transcript"
 
     config = json.loads(members["config.json"])
-    config["envs"][0]["id"] = "os:system"
+    del config["task_order"]
     error = _rejected(_zip({**members, "config.json": json.dumps(config).encode()}))
-    assert error.member == "config.json" and "registered-id" in error.reason
+    assert error.member == "config.json" and "task_order" in error.reason
+    config = json.loads(members["config.json"])
     config["envs"][0]["id"] = "MemPO-DoesNotExist-v0"
     other_env = [{**r, "env_id": "MemPO-DoesNotExist-v0"} for r in records]
     error = _rejected(_zip({**_with_episodes(members, other_env), "config.json": json.dumps(config).encode()}))
-    assert "cannot build env" in error.reason
+    assert "not a registered MemPO-Gym id" in error.reason
 
 
 def test_archive_level_tampering_is_rejected(members: dict[str, bytes]) -> None:
@@ -201,7 +154,7 @@ def test_archive_level_tampering_is_rejected(members: dict[str, bytes]) -> None:
     assert _rejected(_zip(no_manifest)).reason == "missing manifest.json"
 
     error = _rejected(_zip({**members, "notes.json": b"{}"}, fix_manifest=False))
-    assert error.member == "notes.json" and "extra member" in error.reason
+    assert error.member == "notes.json" and "unexpected member" in error.reason
     error = _rejected(_zip({k: v for k, v in members.items() if k != "config.json"}, fix_manifest=False))
     assert error.member == "config.json" and "missing from the archive" in error.reason
 
@@ -227,27 +180,10 @@ def test_archive_level_tampering_is_rejected(members: dict[str, bytes]) -> None:
     error = _rejected(_zip({**members, "config.json": b"{not json"}))
     assert error.member == "config.json" and "bad JSON" in error.reason
     manifest = json.loads(members["manifest.json"])
-    manifest["schema_version"] = 2
+    manifest["schema_version"] = 1
     error = _rejected(_zip({**members, "manifest.json": json.dumps(manifest).encode()}, fix_manifest=False))
     assert (error.member, error.field) == ("manifest.json", "schema_version")
     assert "not a readable zip archive" in _rejected(b"random bytes, not a zip").reason
-
-
-def test_external_system_submission_is_scored(tmp_path: Path) -> None:
-    """A system not built on MemPO-Gym: predictions and transcripts in the documented format."""
-    tok = h._tokenizer()
-    task = h._tasks()[1]  # "Where is Tesumo?"
-    context = f"You are a helpful agent.\nQuestion: {task.questions[0].text}\n"
-    output = "<think>I recall it.</think><answer>Lake Dara</answer>"
-    n_in = len(tok.encode(context, add_special_tokens=False))
-    n_out = len(tok.encode(output, add_special_tokens=False))
-    episode = {"key": "ext-0", "env_id": h.ENV_ID, "task_id": task.id, "prediction": "Lake Dara",
-               "tokens_total": n_in + n_out, "tokens_peak": n_in + n_out, "tokens_generated": n_out,
-               "transcript": [{"context": context, "output": output, "input_tokens": n_in, "output_tokens": n_out}]}
-    config = {"agent": {"name": "external-llm"}, "envs": [{"id": h.ENV_ID, "kwargs": {}}]}
-    path = write_submission(config, [episode], tmp_path / "ext.zip", name="External", contact="x@y")
-    env = score_submission(path)["envs"][h.ENV_ID]
-    assert (env["n"], env["f1"], env["em"], env["tokens_total"]) == (1, 1.0, 1.0, n_in + n_out)
 
 
 _VALID_NAMES = ["manifest.json", "config.json", "episodes.jsonl", "x.json", "../a", "/abs", "d/e.json"]
@@ -261,8 +197,8 @@ _json_values = st.recursive(
 @st.composite
 def _episode_like(draw: st.DrawFn) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "key": draw(st.text(max_size=6)), "env_id": draw(st.sampled_from([h.ENV_ID, "MemPO-Nope-v0", "x:y"])),
-        "task_id": draw(st.sampled_from(["tiny-0", "tiny-3", "tiny-404", ""])),
+        "key": draw(st.text(max_size=6)), "env_id": draw(st.sampled_from([ENV_ID, "MemPO-Nope-v0", "x:y"])),
+        "task_id": draw(st.sampled_from(["synthwiki-test-0-0", "tiny-404", ""])),
         "prediction": draw(st.none() | st.text(max_size=10)),
         "tokens_total": draw(st.integers(-2, 500)), "tokens_peak": draw(st.integers(-2, 500)),
         "tokens_generated": draw(st.integers(-2, 500)),
@@ -285,11 +221,13 @@ def _submission_bytes(draw: st.DrawFn) -> bytes:
         files = draw(st.dictionaries(st.sampled_from(_VALID_NAMES), st.binary(max_size=200), max_size=4))
         return _zip(files, fix_manifest=False)
     config = draw(st.sampled_from([
-        {"agent": {"name": "fz"}, "envs": [{"id": h.ENV_ID, "kwargs": {}}]},
-        {"agent": {"name": "fz"}, "envs": [{"id": h.ENV_ID, "kwargs": {"max_turns": 0}}]},
+        {"agent": {"name": "fz"}, "seed": 0, "episodes": 2, "task_order": "permutation",
+         "envs": [{"id": ENV_ID, "kwargs": {"num_tasks": 3}}]},
+        {"agent": {"name": "fz"}, "seed": 0, "episodes": 1, "task_order": "sample",
+         "envs": [{"id": ENV_ID, "kwargs": {"max_turns": 0}}]},
     ]) | _json_values)
     episodes = draw(st.lists(_episode_like() | _json_values, min_size=0, max_size=3))
-    files = {"manifest.json": json.dumps({"schema_version": draw(st.sampled_from([1, 1, 2, "1"])),
+    files = {"manifest.json": json.dumps({"schema_version": draw(st.sampled_from([2, 2, 1, "2"])),
                                           "submission": {"name": "f", "contact": "z"}}).encode(),
              "config.json": json.dumps(config).encode(),
              "episodes.jsonl": "".join(json.dumps(e) + "\n" for e in episodes).encode()}
@@ -330,20 +268,40 @@ def test_fuzzed_mutations_of_a_valid_submission_never_crash_the_scorer(members: 
     except SubmissionRejected as exc:
         assert exc.reason
     else:
-        assert result["envs"][h.ENV_ID]["n"] == len(records)
+        assert result["envs"][ENV_ID]["n"] == len(records)
 
 
-def test_leaderboard_markdown_html_and_chromium(run_dir: Path, tmp_path: Path) -> None:
+class GoldReader(Agent):
+    """Reads the task's golds at reset and answers at once (F1 = 1; not declared a control)."""
+
+    name = "gold-reader"
+
+    def reset(self, task: Any, slot: int = 0) -> None:
+        self.answer = "; ".join(q.answers[0] for q in task.questions)
+
+    def act(self, observation: Any, info: Any, slot: int = 0) -> str:
+        return f"<answer>{self.answer}</answer>"
+
+
+def test_leaderboard_markdown_html_and_chromium(tmp_path: Path) -> None:
+    from mempo_gym.agent import make_agent
+
     results = tmp_path / "results"
-    guess = tmp_path / "guess"
-    evaluate(h.ENV_ID, GuessFirst(), episodes=6, seed=21, out=guess, progress=False)
-    for name, run in (("Scripted", run_dir), ("Guess", guess)):
-        zip_path = submit_run(run, name=name, contact="c@x", out=tmp_path / f"{name}.zip")
-        write_result(score_submission(zip_path), results / f"{name}.score.json")
+    plan = [("Gold", GoldReader(), KWARGS), ("Guess", GuessFirst(), KWARGS), ("Oracle", make_agent("oracle"), KWARGS),
+            ("Wide", GoldReader(), {**KWARGS, "context_budget": 8192})]
+    for name, agent, kwargs in plan:
+        run = tmp_path / name
+        evaluate(ENV_ID, agent, episodes=6, seed=21, out=run, env_kwargs=kwargs, progress=False)
+        write_result(score_submission(submit_run(run, name=name, contact="c@x")), results / f"{name}.score.json")
     (results / "junk.json").write_text('{"not": "a result"}')
     paths = build_leaderboard(results)
     markdown = paths["markdown"].read_text()
-    assert markdown.index("| 1 | Scripted |") < markdown.index("| 2 | Guess |")
+    sections = markdown.split("\n## ")[1:]
+    assert len(sections) == 2  # the context_budget=8192 run is grouped apart, never ranked with the others
+    main = next(sec for sec in sections if "context_budget" not in sec.splitlines()[0])
+    wide = next(sec for sec in sections if "context_budget" in sec.splitlines()[0])
+    assert main.index("| 1 | Gold |") < main.index("| 2 | Guess |") < main.index("| control | Oracle | oracle (control)")
+    assert "| 1 | Wide |" in wide and "Wide" not in main
     page = paths["html"].read_text()
     assert "<script>" in page and 'src="data:image/png;base64,' in page and "http" not in page.split("<body>")[1]
 
@@ -362,13 +320,13 @@ def test_leaderboard_markdown_html_and_chromium(run_dir: Path, tmp_path: Path) -
     with Image.open(shot) as image:
         colours = image.convert("RGB").getcolors(maxcolors=1 << 20)
     assert colours is not None and len(colours) > 20  # text, table and plot rendered, not a blank page
-    dom = subprocess.run(flags + ["--dump-dom", paths["html"].as_uri() + "#sort=tokens_total"],
+    dom = subprocess.run(flags + ["--dump-dom", paths["html"].as_uri() + "#sort=f1"],
                          capture_output=True, text=True, timeout=120, check=True).stdout
     rows = _table_rows(dom)
-    assert [r[1] for r in rows] == ["Guess", "Scripted"]  # the JS re-sorted by tokens_total, ascending
-    totals = [float(r[6]) for r in rows]
-    assert totals == sorted(totals) and totals[0] < totals[1]
-    assert [r[0] for r in _table_rows(page)] == ["1", "2"]  # as written: ranked by F1, Scripted first
+    assert rows[0][1] == "Guess"  # the JS re-sorted by F1, ascending
+    f1s = [float(r[5]) for r in rows]
+    assert f1s == sorted(f1s) and f1s[0] < f1s[-1]
+    assert [r[0] for r in _table_rows(page)] == ["1", "2", "control"]  # as written: ranked by F1, control last
 
 
 def _table_rows(document: str) -> list[list[str]]:
@@ -379,10 +337,12 @@ def _table_rows(document: str) -> list[list[str]]:
         def __init__(self) -> None:
             super().__init__()
             self.rows: list[list[str]] = []
-            self.in_body = False
+            self.in_body = self.in_table = False
 
         def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-            if tag == "tbody" and not self.rows:
+            if tag == "table" and "board" in (dict(attrs).get("class") or "") and not self.rows:
+                self.in_table = True
+            elif tag == "tbody" and self.in_table and not self.rows:
                 self.in_body = True
             elif tag == "tr" and self.in_body:
                 self.rows.append([])
@@ -391,7 +351,7 @@ def _table_rows(document: str) -> list[list[str]]:
 
         def handle_endtag(self, tag: str) -> None:
             if tag == "tbody":
-                self.in_body = False
+                self.in_body = self.in_table = False
 
     parser = Rows()
     parser.feed(document)

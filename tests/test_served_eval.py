@@ -23,10 +23,10 @@ ENV_ID = "MemPO-SynthWiki-v0"
 def question_of(index: int) -> str:
     import gymnasium as gym
 
-    from mempo_gym.harness.episodes import episode_seed
+    from mempo_gym.harness.task_order import DEFAULT_TASK_ORDER, reset_arguments
 
     env = gym.make(ENV_ID)
-    env.reset(seed=episode_seed(0, ENV_ID, index))
+    env.reset(**reset_arguments(DEFAULT_TASK_ORDER, 0, ENV_ID, index, len(env.unwrapped.tasks)))
     return env.unwrapped.task.questions[0].text
 
 

@@ -13,6 +13,9 @@ from typing import Any
 import gymnasium as gym
 
 SYNTHWIKI_OBJECTIVES = (2, 4, 8, 16)
+#: Registered task counts where the default (200) would ask for more distinct questions than the
+#: default 120-entity world holds (it yields about 2,400 bridge questions; 16 x 200 = 3,200).
+SYNTHWIKI_NUM_TASKS = {16: 100}
 HOTPOTQA_OBJECTIVES = (2, 4, 6, 8, 10)
 QA_FAMILIES = {"HotpotQA": "hotpotqa", "2Wiki": "2wiki", "MuSiQue": "musique", "NQ": "nq", "Bamboogle": "bamboogle"}
 
@@ -33,7 +36,8 @@ def register_envs() -> None:
     synth = "mempo_gym.envs.synthwiki:make_synthwiki_env"
     _register("MemPO-SynthWiki-v0", synth, {"objectives": 1})
     for k in SYNTHWIKI_OBJECTIVES:
-        _register(f"MemPO-SynthWiki-{k}obj-v0", synth, {"objectives": k})
+        extra = {"num_tasks": SYNTHWIKI_NUM_TASKS[k]} if k in SYNTHWIKI_NUM_TASKS else {}
+        _register(f"MemPO-SynthWiki-{k}obj-v0", synth, {"objectives": k, **extra})
     _register("MemPO-SynthWiki-Large-v0", synth, {"objectives": 1, "num_distractors": 9880})
 
     qa = "mempo_gym.envs.qa:make_qa_env"

@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 
 from mempo_gym.agent import Agent, EpisodeFailure
 from mempo_gym.harness.envs import core_env, make_env
-from mempo_gym.harness.episodes import episode_key, episode_record, episode_seed, failed_record, is_failed
+from mempo_gym.harness.episodes import episode_key, episode_record, failed_record, is_failed
+from mempo_gym.harness.task_order import DEFAULT_TASK_ORDER, check_task_order, reset_arguments
 from mempo_gym.harness.runfiles import (
     CONFIG_FILE, EPISODES_FILE, RUN_FORMAT, RUN_FORMAT_VERSION, EpisodeWriter, RunFileError,
     canonical_json, drop_failed, read_config, repair_torn_tail, to_jsonable, write_json_atomic,
@@ -53,7 +54,7 @@ def _merged_env_kwargs(agent: Agent, env_kwargs: Mapping[str, Any] | None) -> di
 
 def _build_config(
     env_ids: Sequence[str], envs: Mapping[str, gym.Env], kwargs: Mapping[str, Any], agent: Agent,
-    episodes: int, seed: int, batch_size: int,
+    episodes: int, seed: int, batch_size: int, task_order: str = DEFAULT_TASK_ORDER,
 ) -> dict[str, Any]:
     env_entries = []
     for env_id in env_ids:
@@ -77,6 +78,7 @@ def _build_config(
         "agent": to_jsonable(agent.describe()),
         "seed": int(seed),
         "episodes": int(episodes),
+        "task_order": task_order,
         "batch_size": int(batch_size),
     }
 
@@ -146,6 +148,7 @@ def evaluate(
     resume: bool = False,
     env_kwargs: Mapping[str, Any] | None = None,
     progress: bool = True,
+    task_order: str = DEFAULT_TASK_ORDER,
 ) -> "pd.DataFrame":
     """Run ``agent`` for ``episodes`` episodes on each env id; return one row per episode.
 
@@ -159,6 +162,8 @@ def evaluate(
         resume: continue the run in ``out`` (its config must match), skipping finished episodes.
         env_kwargs: ``gym.make`` keyword arguments; they override ``agent.env_kwargs()``.
         progress: show a tqdm bar with the live mean F1 and mean ``tokens_total``.
+        task_order: ``"permutation"`` (default: each task once, the first ``episodes`` of a
+            seeded permutation) or ``"sample"`` (with replacement); see :mod:`.task_order`.
 
     An episode whose agent raises :class:`~mempo_gym.agent.EpisodeFailure` (a served
     model timed out or failed after its retries) is recorded with ``failed: true`` and the
@@ -185,7 +190,8 @@ def evaluate(
     try:
         for env_id in env_ids:  # one instance per id up front: fail fast, and describe() for the config
             first_envs[env_id] = make_env(env_id, **kwargs)
-        config = _build_config(env_ids, first_envs, kwargs, agent, episodes, seed, batch_size)
+            check_task_order(task_order, episodes, len(core_env(first_envs[env_id]).tasks), env_id)
+        config = _build_config(env_ids, first_envs, kwargs, agent, episodes, seed, batch_size, task_order)
         out_dir = Path(out) if out is not None else None
         done: list[dict[str, Any]] = []
         if out_dir is not None:
@@ -205,7 +211,7 @@ def evaluate(
                 if not pending:
                     continue
                 _run_env(env_id, first_envs[env_id], kwargs, agent, seed, batch_size, pending,
-                         writer, records, bar)
+                         writer, records, bar, task_order)
         finally:
             bar.close()
             if writer is not None:
@@ -227,7 +233,7 @@ def _show(bar: tqdm, records: Sequence[Mapping[str, Any]]) -> None:
 def _run_env(
     env_id: str, first_env: gym.Env, kwargs: Mapping[str, Any], agent: Agent, seed: int,
     batch_size: int, pending: deque[int], writer: EpisodeWriter | None,
-    records: list[dict[str, Any]], bar: tqdm,
+    records: list[dict[str, Any]], bar: tqdm, task_order: str = DEFAULT_TASK_ORDER,
 ) -> None:
     """Step up to ``batch_size`` episodes of one env id together until ``pending`` is empty
     (the shared loop of :func:`mempo_gym.rollout.rollout`)."""
@@ -236,7 +242,8 @@ def _run_env(
     try:
         for _ in range(width - 1):
             pool.append(make_env(env_id, **kwargs))
-        jobs = (Job(key=i, seed=episode_seed(seed, env_id, i)) for i in pending)
+        num_tasks = len(core_env(first_env).tasks)
+        jobs = (Job(key=i, **reset_arguments(task_order, seed, env_id, i, num_tasks)) for i in pending)
         on_start = lambda number, task: agent.reset(task, number)  # noqa: E731
         for episode in rollout(pool, jobs, lambda o, i, s: _act(agent, o, i, s), on_start=on_start):
             task = episode.task

@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 
 import gymnasium as gym
 
-from mempo_gym.harness.episodes import episode_seed
+from mempo_gym.harness.task_order import DEFAULT_TASK_ORDER, reset_arguments
 
 
 def _env(env_id: str, env_kwargs: dict[str, Any]) -> gym.Env:
@@ -33,20 +33,22 @@ def _env(env_id: str, env_kwargs: dict[str, Any]) -> gym.Env:
 
 
 def grpo_dataset(env_id: str, episodes: int, seed: int = 0, **env_kwargs: Any) -> Any:
-    """A ``datasets.Dataset`` with ``prompt`` (the episode's first context), ``episode_seed``
-    and ``task_id`` for episodes ``0..episodes-1`` (seeded like the harness)."""
+    """A ``datasets.Dataset`` with ``prompt`` (the episode's first context), ``episode_seed``,
+    ``task_index`` and ``task_id`` for episodes ``0..episodes-1`` (the harness's task order)."""
     try:
         from datasets import Dataset
     except ImportError as exc:
         raise ImportError("grpo_dataset needs the datasets package: pip install trl (or datasets)") from exc
     env = _env(env_id, env_kwargs)
-    rows: dict[str, list[Any]] = {"prompt": [], "episode_seed": [], "task_id": []}
+    rows: dict[str, list[Any]] = {"prompt": [], "episode_seed": [], "task_index": [], "task_id": []}
     try:
+        num_tasks = len(env.unwrapped.tasks)
         for index in range(int(episodes)):
-            reset_seed = episode_seed(seed, env_id, index)
-            observation, _ = env.reset(seed=reset_seed)
+            reset = reset_arguments(DEFAULT_TASK_ORDER, seed, env_id, index, num_tasks)
+            observation, _ = env.reset(**reset)
             rows["prompt"].append(str(observation["context"]))
-            rows["episode_seed"].append(reset_seed)
+            rows["episode_seed"].append(reset["seed"])
+            rows["task_index"].append(int((reset.get("options") or {}).get("task_index", -1)))
             rows["task_id"].append(env.unwrapped.task.id)
     finally:
         env.close()
@@ -54,19 +56,21 @@ def grpo_dataset(env_id: str, episodes: int, seed: int = 0, **env_kwargs: Any) -
 
 
 def reward_function(env_id: str, **env_kwargs: Any) -> Callable[..., list[float]]:
-    """A TRL reward function: ``f(prompts, completions, episode_seed, **columns) -> rewards``.
+    """A TRL reward function: ``f(prompts, completions, episode_seed, task_index, **columns) -> rewards``.
 
-    Each completion is played as the turn of its episode (reset with its ``episode_seed``
-    column); the reward is the env's (F1 by default). A completion that does not end the
+    Each completion is played as the turn of its episode (reset with its ``episode_seed`` and
+    ``task_index`` columns, ``-1`` for a seeded draw); the reward is the env's (F1 by default). A completion that does not end the
     episode within ``max_turns`` gets the env's truncation reward.
     """
     env = _env(env_id, env_kwargs)
 
     def mempo_gym_reward(prompts: Sequence[Any], completions: Sequence[Any], episode_seed: Sequence[int],
-                         **columns: Any) -> list[float]:
+                         task_index: Sequence[int] | None = None, **columns: Any) -> list[float]:
         rewards = []
-        for prompt, completion, reset_seed in zip(prompts, completions, episode_seed):
-            observation, _ = env.reset(seed=int(reset_seed))
+        indices = list(task_index) if task_index is not None else [-1] * len(prompts)
+        for prompt, completion, reset_seed, index in zip(prompts, completions, episode_seed, indices):
+            options = {"task_index": int(index)} if int(index) >= 0 else None
+            observation, _ = env.reset(seed=int(reset_seed), options=options)
             if isinstance(prompt, str) and prompt != observation["context"]:
                 raise ValueError("a prompt differs from its episode's first context: build the dataset with "
                                  "grpo_dataset() and the same env settings")

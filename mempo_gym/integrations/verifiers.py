@@ -28,7 +28,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the package
     raise ImportError("mempo_gym.integrations.verifiers needs verifiers>=0.4: pip install verifiers") from exc
 
-from mempo_gym.harness.episodes import episode_seed
+from mempo_gym.harness.task_order import DEFAULT_TASK_ORDER, reset_arguments
 
 #: Metrics copied from the env's final ``info["metrics"]`` onto each trace.
 TRACE_METRICS = ("f1", "em", "tokens_total", "tokens_peak", "tokens_generated", "turns", "searches",
@@ -46,7 +46,7 @@ class MemPOTasksetConfig(vf.TasksetConfig):
 
 class MemPOData(vf.TaskData):
     info: dict
-    """``env_id``, ``episode_seed``, ``env_kwargs`` and the MemPO-Gym ``task_id``."""
+    """``env_id``, ``reset`` (the ``env.reset`` arguments), ``env_kwargs`` and the MemPO-Gym ``task_id``."""
 
 
 class MemPOTask(vf.Task[MemPOData, vf.State, vf.TaskConfig]):
@@ -61,19 +61,20 @@ def _make_env(info: dict[str, Any]) -> gym.Env:
 
 
 class MemPOTaskset(vf.Taskset[MemPOTask, MemPOTasksetConfig]):
-    """Episode ``i`` is reset with :func:`~mempo_gym.harness.episodes.episode_seed` ``(seed, env_id, i)``."""
+    """Episode ``i`` is reset as the harness resets it (:func:`~mempo_gym.harness.task_order.reset_arguments`)."""
 
     def load(self) -> Iterator[MemPOTask]:
         cfg = self.config
         env = _make_env({"env_id": cfg.env_id, "env_kwargs": cfg.env_kwargs})
         try:
+            num_tasks = len(env.unwrapped.tasks)
             for index in range(cfg.episodes):
-                reset_seed = episode_seed(cfg.seed, cfg.env_id, index)
-                observation, _ = env.reset(seed=reset_seed)
+                reset = reset_arguments(DEFAULT_TASK_ORDER, cfg.seed, cfg.env_id, index, num_tasks)
+                observation, _ = env.reset(**reset)
                 task = env.unwrapped.task
                 yield MemPOTask(MemPOData(
                     id=f"{cfg.env_id}#{index}", name=task.id, prompt=str(observation["context"]),
-                    info={"env_id": cfg.env_id, "episode_seed": reset_seed, "env_kwargs": dict(cfg.env_kwargs),
+                    info={"env_id": cfg.env_id, "reset": reset, "env_kwargs": dict(cfg.env_kwargs),
                           "task_id": task.id},
                 ), cfg.task)
         finally:
@@ -84,7 +85,7 @@ async def play_episode(info: dict[str, Any], turn: Callable[[str], Awaitable[str
     """Play one MemPO-Gym episode; ``turn(context)`` returns the model's turn. Returns the final info."""
     env = _make_env(info)
     try:
-        observation, step_info = env.reset(seed=int(info["episode_seed"]))
+        observation, step_info = env.reset(**info["reset"])
         while True:
             action = await turn(str(observation["context"]))
             observation, _, terminated, truncated, step_info = env.step(action)

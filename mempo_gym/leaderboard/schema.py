@@ -1,14 +1,17 @@
-"""The submission format (schema version 1): members, manifest and record checks.
+"""The submission format (schema version 2): members, manifest and record checks.
 
 A submission is a zip archive with exactly these top-level members (see
 ``docs/submission_format.md``):
 
 * ``manifest.json`` — ``{"schema_version": 1, "submission": {"name", "contact", ...},
   "members": {name: {"sha256": hex, "size": bytes}}}`` listing every other member;
-* ``config.json`` — at least ``{"agent": {"name": str}, "envs": [{"id": str, "kwargs": {}}]}``
-  (a MemPO-Gym run's ``config.json`` qualifies as is);
+* ``config.json`` — at least ``{"agent": {"name": str}, "seed": int, "episodes": int,
+  "task_order": "permutation"|"sample", "envs": [{"id": str, "kwargs": {}}]}`` (``seed``,
+  ``episodes`` and ``task_order`` may also be given per env entry; a MemPO-Gym run's
+  ``config.json`` qualifies as is);
 * ``episodes.jsonl`` — one JSON object per episode (:data:`EPISODE_REQUIRED`), with its
-  full transcript (:data:`CALL_REQUIRED` per model call).
+  full transcript (:data:`CALL_REQUIRED` per model call);
+* optionally ``websearch_cache.sqlite`` — the record/replay cache of a web-search run.
 
 Each check raises :class:`~mempo_gym.leaderboard.errors.SubmissionRejected` naming the
 member and field at fault.
@@ -22,12 +25,15 @@ from typing import Any, Mapping
 
 from mempo_gym.leaderboard.errors import SubmissionRejected
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
 CONFIG = "config.json"
 EPISODES = "episodes.jsonl"
+WEB_CACHE = "websearch_cache.sqlite"
 REQUIRED_MEMBERS = (CONFIG, EPISODES)
-MAX_EPISODES = 200_000
+OPTIONAL_MEMBERS = (WEB_CACHE,)
+MAX_EPISODES = 50_000
+MAX_OUTPUT_IDS = 4096
 MAX_CALLS_PER_EPISODE = 4096
 MAX_TEXT_FIELD = 4 * 1024 * 1024  # characters in one context/output string
 
@@ -53,6 +59,10 @@ EPISODE_OPTIONAL: dict[str, tuple[type, ...]] = {
 #: Per-call fields of a transcript entry.
 CALL_REQUIRED: dict[str, tuple[type, ...]] = {
     "context": (str,), "output": (str,), "input_tokens": (int,), "output_tokens": (int,),
+}
+CALL_OPTIONAL: dict[str, tuple[type, ...]] = {
+    "output_ids": (list,), "information": (str, type(None)), "action": (str,), "end": (str,),
+    "malformed": (str, type(None)), "turn": (int,), "altered": (bool,),
 }
 
 
@@ -113,7 +123,8 @@ def check_manifest(manifest: Any) -> dict[str, dict[str, Any]]:
 
 
 def check_config(config: Any) -> list[dict[str, Any]]:
-    """Validate ``config.json``; return its env entries ``[{"id", "kwargs"}, ...]``."""
+    """Validate ``config.json``; return its env entries ``[{"id", "kwargs", "seed", "episodes", "task_order"}]``
+    (run-level ``seed``/``episodes``/``task_order`` filled in where an entry lacks them)."""
     m = CONFIG
     if not isinstance(config, dict):
         raise SubmissionRejected("must be a JSON object", member=m)
@@ -136,39 +147,49 @@ def check_config(config: Any) -> list[dict[str, Any]]:
         seen.add(env["id"])
         if not isinstance(env.get("kwargs", {}), dict):
             raise SubmissionRejected("kwargs must be an object", member=m, field=f"{where}.kwargs")
-    return envs
+    if len(envs) > 32:
+        raise SubmissionRejected(f"{len(envs)} envs, above the limit of 32", member=m, field="envs")
+    plans = []
+    for i, env in enumerate(envs):
+        plan = {"id": env["id"], "kwargs": dict(env.get("kwargs") or {})}
+        for name, kinds in (("seed", (int,)), ("episodes", (int,)), ("task_order", (str,))):
+            value = env.get(name, config.get(name))
+            if value is None or not _is(value, kinds):
+                raise SubmissionRejected(
+                    f"needs {name} ({_kind_names(kinds)}), per env or for the whole run: the scorer rebuilds the task "
+                    "set from the env, settings, seed, task order and episode count", member=m, field=f"envs[{i}].{name}")
+            plan[name] = value
+        if plan["task_order"] not in ("permutation", "sample"):
+            raise SubmissionRejected(f"task_order {plan['task_order'][:40]!r} must be 'permutation' or 'sample'",
+                                     member=m, field=f"envs[{i}].task_order")
+        if not 1 <= plan["episodes"] <= 20_000 or plan["seed"] < 0:
+            raise SubmissionRejected("episodes must be in [1, 20000] and seed non-negative", member=m,
+                                     field=f"envs[{i}].episodes")
+        plans.append(plan)
+    if sum(p["episodes"] for p in plans) > MAX_EPISODES:
+        raise SubmissionRejected(f"more than {MAX_EPISODES} episodes in all", member=m, field="episodes")
+    return plans
 
 
-def parse_episodes(data: bytes, env_ids: set[str]) -> list[dict[str, Any]]:
-    """Validate ``episodes.jsonl``; return its records."""
+def parse_episode_line(line: bytes, number: int, env_ids: set[str]) -> dict[str, Any] | None:
+    """One ``episodes.jsonl`` line as a checked record (``None`` for a blank line)."""
     m = EPISODES
+    where = f"line {number}"
     try:
-        text = data.decode("utf-8")
+        text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SubmissionRejected(f"not UTF-8 text ({exc.reason} at byte {exc.start})", member=m) from exc
-    records: list[dict[str, Any]] = []
-    keys: set[str] = set()
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        if len(records) >= MAX_EPISODES:
-            raise SubmissionRejected(f"more than {MAX_EPISODES} episodes", member=m)
-        where = f"line {number}"
-        try:
-            record = json.loads(line, parse_constant=_reject_constant)
-        except (ValueError, RecursionError) as exc:
-            raise SubmissionRejected(f"bad JSON ({exc})", member=m, field=where) from exc
-        check_episode(record, where)
-        if record["env_id"] not in env_ids:
-            raise SubmissionRejected(f"env_id {record['env_id'][:80]!r} is not listed in config.json envs",
-                                     member=m, field=f"{where}: env_id")
-        if record["key"] in keys:
-            raise SubmissionRejected(f"duplicate episode key {record['key'][:80]!r}", member=m, field=f"{where}: key")
-        keys.add(record["key"])
-        records.append(record)
-    if not records:
-        raise SubmissionRejected("holds no episodes", member=m)
-    return records
+        raise SubmissionRejected(f"not UTF-8 text ({exc.reason} at byte {exc.start})", member=m, field=where) from exc
+    if not text.strip():
+        return None
+    try:
+        record = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise SubmissionRejected(f"bad JSON ({exc})", member=m, field=where) from exc
+    check_episode(record, where)
+    if record["env_id"] not in env_ids:
+        raise SubmissionRejected(f"env_id {record['env_id'][:80]!r} is not listed in config.json envs",
+                                 member=m, field=f"{where}: env_id")
+    return record
 
 
 def check_episode(record: Any, where: str) -> None:
@@ -206,6 +227,14 @@ def check_episode(record: Any, where: str) -> None:
             raise SubmissionRejected("token counts are negative", member=m, field=at)
         if len(call["context"]) > MAX_TEXT_FIELD or len(call["output"]) > MAX_TEXT_FIELD:
             raise SubmissionRejected(f"a text field is longer than {MAX_TEXT_FIELD} characters", member=m, field=at)
+        for name, kinds in CALL_OPTIONAL.items():
+            if name in call and not _is(call[name], kinds):
+                raise SubmissionRejected(f"{name} must be {_kind_names(kinds)}", member=m, field=f"{at}.{name}")
+        ids = call.get("output_ids")
+        if ids is not None and (len(ids) > MAX_OUTPUT_IDS or not all(
+                _is(t, (int,)) and 0 <= t < 2**31 for t in ids)):
+            raise SubmissionRejected(f"output_ids must be at most {MAX_OUTPUT_IDS} non-negative token ids",
+                                     member=m, field=f"{at}.output_ids")
 
 
 def manifest_entry(data: bytes) -> dict[str, Any]:
@@ -215,18 +244,22 @@ def manifest_entry(data: bytes) -> dict[str, Any]:
     return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
 
 
-def check_members(members: Mapping[str, bytes], listed: Mapping[str, Mapping[str, Any]]) -> None:
-    """Archive members must be exactly the listed ones, with matching sizes and checksums."""
-    present = set(members) - {MANIFEST}
+def check_listing(sizes: Mapping[str, int], listed: Mapping[str, Mapping[str, Any]]) -> None:
+    """Archive members (name -> declared size) must be exactly the listed ones, sizes matching.
+
+    Runs on the central directory, before any member other than the manifest is decompressed.
+    """
+    present = set(sizes) - {MANIFEST}
+    allowed = set(REQUIRED_MEMBERS) | set(OPTIONAL_MEMBERS)
+    for name in sorted(present | set(listed)):
+        if name not in allowed:
+            raise SubmissionRejected(f"unexpected member (a submission holds {sorted(allowed)} and {MANIFEST})",
+                                     member=name)
     for name in sorted(present - set(listed)):
         raise SubmissionRejected("extra member not listed in manifest.json", member=name)
     for name in sorted(set(listed) - present):
         raise SubmissionRejected("listed in manifest.json but missing from the archive", member=name)
     for name in sorted(listed):
-        actual = manifest_entry(members[name])
-        if actual["size"] != listed[name]["size"]:
+        if sizes[name] != listed[name]["size"]:
             raise SubmissionRejected(
-                f"size {actual['size']} differs from the manifest's {listed[name]['size']}", member=name, field="size")
-        if actual["sha256"] != listed[name]["sha256"]:
-            raise SubmissionRejected("sha256 checksum mismatch with manifest.json (tampered or damaged)",
-                                     member=name, field="sha256")
+                f"size {sizes[name]} differs from the manifest's {listed[name]['size']}", member=name, field="size")
