@@ -9,7 +9,7 @@ import sys
 import gymnasium as gym
 import pytest
 
-import mempo_gym  # noqa: F401
+import mempo_gym  # noqa: F401  (registers the env ids)
 
 ENV_ID = "MemPO-SynthWiki-v0"
 
