@@ -83,7 +83,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     options.update(dict(given.values()))
     agent = _load_agent(args.agent, options)
     frame = evaluate(
-        args.env, agent, episodes=args.episodes, seed=args.seed, out=args.out, batch_size=args.batch_size,
+        args.env, agent, episodes=args.episodes, seed=args.seed, out=args.out,
+        batch_size=args.batch_size if args.batch_size is not None else (args.concurrency or 1),
         resume=args.resume, env_kwargs=parse_assignments(args.env_kwarg, "--env-kwarg"),
         progress=not args.no_progress, task_order=args.task_order,
     )
@@ -256,11 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, help="served model: seconds one request may take (default 60)")
     p.add_argument("--retries", type=int, help="served model: retries of a timed-out or failed request (default 4)")
     p.add_argument("--concurrency", type=int,
-                   help="served model: requests in flight at once (default 8; use with --batch-size N >= it)")
+                   help="served model: requests in flight at once (default 8; also the default --batch-size)")
     p.add_argument("--episodes", type=int, required=True, help="episodes per env")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="run folder, e.g. runs/NAME")
-    p.add_argument("--batch-size", type=int, default=1, help="episodes played together (one request each per round)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="episodes played together, one request each per round (default: --concurrency, else 1)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out (failed episodes are retried)")
     p.add_argument("--env-kwarg", action="append", metavar="KEY=VALUE", help="gym.make keyword (repeatable)")
     p.add_argument("--agent-option", action="append", metavar="KEY=VALUE", help="agent factory option (repeatable)")

@@ -85,3 +85,15 @@ def test_readme_served_model_command(served_smollm2, data_dir: Path, tmp_path: P
     assert not record.get("failed") and record["turns"] >= 1 and record["tokens_total"] > 0
     config = (out / "config.json").read_text()
     assert "smollm2-135m-instruct" in config and served_smollm2.base_url in config
+
+
+def test_concurrency_keeps_several_requests_in_flight(tmp_path: Path) -> None:
+    import json
+
+    with OpenAIWireServer(lambda req: Reply(text="<answer>x</answer>", delay_s=0.3)) as server:
+        code = main(["eval", "--env", ENV_ID, "--agent", "closed-book", "--model", server.base_url,
+                     "--served-model", "m", "--concurrency", "3", "--episodes", "3", "--out", str(tmp_path / "c"),
+                     "--no-progress"])
+    assert code == 0 and server.max_in_flight == 3  # --concurrency 3 plays 3 episodes together
+    config = json.loads((tmp_path / "c" / "config.json").read_text())
+    assert config["batch_size"] == 3 and config["agent"]["backend"]["concurrency"] == 3
