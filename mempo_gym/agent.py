@@ -58,6 +58,15 @@ class Agent(ABC):
         return {"name": self.name}
 
 
+class EpisodeFailure(RuntimeError):
+    """An agent could not write a turn for an episode (a timeout, a server error after retries).
+
+    The harness records the episode as failed, with this message as its reason, and goes
+    on; ``resume`` retries it. Errors of the run's settings (a wrong model name, a bad API
+    key) are not episode failures: they stop the run, since every episode would fail.
+    """
+
+
 class AgentNotFoundError(LookupError):
     """No agent of that name is registered."""
 

@@ -9,6 +9,7 @@
 ``leaderboard``        :func:`mempo_gym.leaderboard.build_leaderboard`
 ``data list|download`` :mod:`mempo_gym.data`
 ``demo``               :func:`run_demo` (evaluate + summarize on the embedded default)
+``serve``              ``mempo_agents.serve`` (an OpenAI-compatible server; ``mempo_gym.commands`` entry point)
 =====================  ===============================================================
 """
 
@@ -63,21 +64,38 @@ def _load_agent(name: str, options: dict[str, Any]) -> Any:
     return agent
 
 
+#: ``eval`` flags for served models -> the OpenAI backend's option names.
+SERVED_MODEL_FLAGS = {"served-model": "served_model", "timeout": "timeout_s", "retries": "max_retries",
+                      "concurrency": "concurrency"}
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from mempo_gym.harness import evaluate
 
     options = parse_assignments(args.agent_option, "--agent-option")
     if args.model is not None:
         options["model"] = args.model
+    served = {flag: (option, getattr(args, flag.replace("-", "_"))) for flag, option in SERVED_MODEL_FLAGS.items()}
+    given = {flag: value for flag, value in served.items() if value[1] is not None}
+    if given and not (args.model or "").startswith(("http://", "https://")):
+        raise CliError(f"{', '.join('--' + f for f in given)} apply only to a served model: "
+                       "pass --model http://HOST:PORT/v1 as well")
+    options.update(dict(given.values()))
     agent = _load_agent(args.agent, options)
     frame = evaluate(
-        args.env, agent, episodes=args.episodes, seed=args.seed, out=args.out, batch_size=args.batch_size,
+        args.env, agent, episodes=args.episodes, seed=args.seed, out=args.out,
+        batch_size=args.batch_size if args.batch_size is not None else (args.concurrency or 1),
         resume=args.resume, env_kwargs=parse_assignments(args.env_kwarg, "--env-kwarg"),
         progress=not args.no_progress, task_order=args.task_order,
     )
-    if not frame.empty:
-        means = frame.groupby("env_id")[["f1", "em", "tokens_total", "tokens_peak"]].mean()
+    failed = frame[frame["failed"].eq(True)] if "failed" in frame.columns else frame.iloc[0:0]
+    done = frame.drop(index=failed.index)
+    if not done.empty:
+        means = done.groupby("env_id")[["f1", "em", "tokens_total", "tokens_peak"]].mean()
         print(means.to_string(float_format=lambda x: f"{x:.3f}"))
+    if not failed.empty:
+        print(f"{len(failed)} episodes failed (first: {failed.iloc[0]['key']}: {failed.iloc[0]['failure']}); "
+              f"rerun with --resume to retry them", file=sys.stderr)
     print(f"run folder: {args.out}")
     return 0
 
@@ -138,12 +156,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from mempo_gym.plots import plot_cost_vs_objectives, plot_frontier
     from mempo_gym.report import load_runs, summarize, to_markdown, write_report
 
     table = summarize(args.runs, baseline=args.baseline)
     paths = write_report(table, args.out)
     if not args.no_plots:
+        from mempo_gym.plots import plot_cost_vs_objectives, plot_frontier
+
         dirs = list(args.runs) + ([args.baseline] if args.baseline and args.baseline not in args.runs else [])
         paths["frontier"] = Path(args.out) / "frontier.png"
         paths["cost_vs_objectives"] = Path(args.out) / "cost_vs_objectives.png"
@@ -205,12 +224,12 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_data_list(args: argparse.Namespace) -> int:
-    from mempo_gym.data import list_datasets, resolve_data_dir
+    from mempo_gym.data import dataset_available, list_datasets, resolve_data_dir
 
     root = resolve_data_dir(args.data_dir)
     print(f"data directory: {root}")
     for spec in list_datasets():
-        present = all((root / f).is_file() for f in spec.files) if spec.files else False
+        present = dataset_available(spec, args.data_dir)  # the envs' rule
         how = "download" if spec.downloadable else "manual"
         print(f"{spec.name:40s} {spec.kind:6s} {'present' if present else 'missing':8s} {how:8s} {spec.description}")
     return 0
@@ -232,12 +251,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="run an agent on environments into a run folder")
     p.add_argument("--env", action="append", required=True, help="env id (repeatable)")
     p.add_argument("--agent", required=True, help="registered agent name, or package.module:factory")
-    p.add_argument("--model", help="model path or URL (passed to the agent as model=)")
+    p.add_argument("--model", help="packaged checkpoint name, model folder, or an OpenAI-compatible server URL "
+                   "(http://HOST:PORT/v1)")
+    p.add_argument("--served-model", help="model name on the server (default: the one it lists at /v1/models)")
+    p.add_argument("--timeout", type=float, help="served model: seconds one request may take (default 60)")
+    p.add_argument("--retries", type=int, help="served model: retries of a timed-out or failed request (default 4)")
+    p.add_argument("--concurrency", type=int,
+                   help="served model: requests in flight at once (default 8; also the default --batch-size)")
     p.add_argument("--episodes", type=int, required=True, help="episodes per env")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="run folder, e.g. runs/NAME")
-    p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="episodes played together, one request each per round (default: --concurrency, else 1)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out (failed episodes are retried)")
     p.add_argument("--env-kwarg", action="append", metavar="KEY=VALUE", help="gym.make keyword (repeatable)")
     p.add_argument("--agent-option", action="append", metavar="KEY=VALUE", help="agent factory option (repeatable)")
     p.add_argument("--no-progress", action="store_true")
@@ -305,25 +331,80 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--data-dir")
     q.add_argument("--force", action="store_true")
     q.set_defaults(func=cmd_data_download)
+    _add_plugin_commands(sub)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``mempo-gym`` console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    from mempo_gym.agent import AgentNotFoundError
-    from mempo_gym.data.errors import DatasetError
-    from mempo_gym.harness.runfiles import RunFileError
+COMMANDS_GROUP = "mempo_gym.commands"
 
+
+def _add_plugin_commands(sub: Any) -> None:
+    """Commands other packages add through the ``mempo_gym.commands`` entry-point group
+    (``serve`` comes from ``mempo_agents.serve``; mempo_gym never imports it by name)."""
+    from importlib.metadata import entry_points
+
+    for ep in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        try:
+            register = ep.load()
+        except ImportError as exc:  # a broken plugin must not take the other commands down
+            sub.add_parser(ep.name, help=f"(unavailable: {exc})").set_defaults(
+                func=lambda args, exc=exc: _raise(CliError(f"{ep.name} is unavailable: {exc}")))
+            continue
+        register(sub)
+
+
+def _raise(exc: Exception) -> int:
+    raise exc
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: its message with line breaks folded (the type name for
+    errors that are not MemPO-Gym's own user errors).
+
+    >>> one_line(ValueError("bad\\n  detail"))
+    'bad; detail'
+    """
+    text = "; ".join(part.strip() for part in str(exc).splitlines() if part.strip()) or type(exc).__name__
+    return text
+
+
+_USER_ERRORS = ("CliError", "AgentNotFoundError", "DatasetError", "RunFileError", "BackendError",
+                "SubmissionRejected", "ToolFatalError")
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    """Errors whose message already says what was wrong and what to do."""
+    if isinstance(exc, (OSError, ValueError, TypeError, ImportError)):
+        return True
+    return any(cls.__name__ in _USER_ERRORS for cls in type(exc).__mro__)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mempo-gym`` console script; returns the exit code.
+
+    Every error is one line on stderr (exit code 1); ``MEMPO_GYM_TRACEBACK=1`` shows the
+    traceback as well.
+    """
+    import os
+
+    args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (CliError, AgentNotFoundError, DatasetError, RunFileError, FileNotFoundError, ValueError, TypeError,
-            ImportError) as exc:
-        print(f"mempo-gym {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted; finished episodes are saved (continue with --resume)", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI's one place that turns errors into one line
+        if os.environ.get("MEMPO_GYM_TRACEBACK"):
+            import traceback
+
+            traceback.print_exc()
+        if _is_user_error(exc):
+            message = one_line(exc)
+        else:
+            message = (f"{type(exc).__name__}: {one_line(exc)} (unexpected; rerun with MEMPO_GYM_TRACEBACK=1 "
+                       "for the traceback and report it)")
+        print(f"mempo-gym {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -12,7 +12,10 @@ import io
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+try:
+    import matplotlib
+except ImportError:  # the core install has no plotting library
+    raise ImportError("plots need matplotlib: pip install 'mempo-gym[reports]' (or mempo-gym report --no-plots)") from None
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -52,6 +55,8 @@ def plot_cost_vs_objectives(episodes: pd.DataFrame, path: str | Path | None = No
     """Mean tokens_total (solid) and tokens_peak (dashed) vs number of objectives, per agent run."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     label_col = "run" if "run" in episodes else "agent"
+    if "failed" in episodes:
+        episodes = episodes[~episodes["failed"].eq(True)]
     for label, frame in episodes.groupby(label_col, sort=True):
         means = frame.groupby("num_objectives")[["tokens_total", "tokens_peak"]].mean().sort_index()
         line = ax.plot(means.index, means["tokens_total"], marker="o", label=f"{label} total")[0]

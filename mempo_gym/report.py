@@ -23,7 +23,7 @@ BOOTSTRAP_SEED = 0
 CONFIDENCE = 0.95
 
 SUMMARY_COLUMNS = [
-    "env", "agent", "run", "n", "f1", "f1_lo", "f1_hi", "em", "em_lo", "em_hi",
+    "env", "agent", "model", "memory", "run", "n", "failed", "f1", "f1_lo", "f1_hi", "em", "em_lo", "em_hi",
     "tokens_total", "tokens_peak", "tokens_generated", "turns",
     "token_saving", "peak_saving",
 ]
@@ -56,8 +56,34 @@ def agent_label(config: dict[str, Any]) -> str:
     return str(agent.get("name", "agent")) if isinstance(agent, dict) else str(agent)
 
 
+def model_label(config: dict[str, Any]) -> str:
+    """The model an agent ran on (the served model's name, a checkpoint, ...), ``"-"`` for none.
+
+    >>> model_label({"agent": {"name": "mempo", "backend": {"backend": "openai", "model": "qwen"}}})
+    'qwen'
+    >>> model_label({"agent": {"name": "oracle"}})
+    '-'
+    """
+    agent = config.get("agent") or {}
+    backend = agent.get("backend") if isinstance(agent, dict) else None
+    model = backend.get("model") if isinstance(backend, dict) else (agent.get("model") if isinstance(agent, dict) else None)
+    return Path(str(model)).name if model else "-"
+
+
+def memory_label(config: dict[str, Any], env_id: str) -> str:
+    """The env's memory method in a run (from its recorded ``describe()``)."""
+    for env in config.get("envs") or []:
+        if env.get("id") == env_id:
+            memory = (env.get("describe") or {}).get("memory")
+            if isinstance(memory, dict):
+                return str(memory.get("name", "-"))
+            return str(memory or "-")
+    return "-"
+
+
 def load_runs(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
-    """Every episode of the given run folders, with ``run`` (folder name) and ``agent`` columns."""
+    """Every episode of the given run folders, with ``run`` (folder name), ``agent``, ``model``
+    and ``memory`` columns; failed episodes (``failed == True``, no scores) are kept."""
     frames = []
     for run_dir in run_dirs:
         run_dir = Path(run_dir)
@@ -65,9 +91,14 @@ def load_runs(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
         records = read_episodes(run_dir / EPISODES_FILE).records
         rows = [{k: v for k, v in r.items() if k != "transcript"} for r in records]
         frame = pd.DataFrame(rows)
+        if "failed" not in frame:
+            frame["failed"] = False
+        frame["failed"] = frame["failed"].eq(True)
         frame["run"] = run_dir.name
         frame["run_dir"] = str(run_dir)
         frame["agent"] = agent_label(config)
+        frame["model"] = model_label(config)
+        frame["memory"] = [memory_label(config, e) for e in frame["env_id"]] if "env_id" in frame else []
         frames.append(frame)
     if not frames:
         raise ValueError("no run folders given")
@@ -77,8 +108,10 @@ def load_runs(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
 def summarize_episodes(episodes: pd.DataFrame, group: Sequence[str] = ("env_id", "run")) -> pd.DataFrame:
     """Per-group summary of an episode table (see the module docstring for the columns)."""
     rows = []
-    for keys, frame in episodes.groupby(list(group), sort=True):
+    for keys, whole in episodes.groupby(list(group), sort=True):
         keys = keys if isinstance(keys, tuple) else (keys,)
+        failed = whole["failed"].eq(True) if "failed" in whole else pd.Series(False, index=whole.index)
+        frame = whole[~failed]  # a failed episode has no scores: counted apart, never as zero
         f1 = frame["f1"].astype(float).to_numpy()
         em = frame["em"].astype(float).to_numpy()
         f1_lo, f1_hi = bootstrap_interval(f1)
@@ -86,9 +119,12 @@ def summarize_episodes(episodes: pd.DataFrame, group: Sequence[str] = ("env_id",
         row = dict(zip(group, keys))
         rows.append({
             "env": row.get("env_id", row.get("env")),
-            "agent": frame["agent"].iloc[0] if "agent" in frame else "",
+            "agent": whole["agent"].iloc[0] if "agent" in whole else "",
+            "model": whole["model"].iloc[0] if "model" in whole else "-",
+            "memory": whole["memory"].iloc[0] if "memory" in whole else "-",
             "run": row.get("run", ""),
             "n": int(len(frame)),
+            "failed": int(failed.sum()),
             "f1": float(f1.mean()), "f1_lo": f1_lo, "f1_hi": f1_hi,
             "em": float(em.mean()), "em_lo": em_lo, "em_hi": em_hi,
             "tokens_total": float(frame["tokens_total"].mean()),
@@ -125,7 +161,7 @@ def summarize(run_dirs: Iterable[str | Path], baseline: str | Path | None = None
 
 def to_markdown(table: pd.DataFrame) -> str:
     """The summary as a Markdown table (F1/EM with intervals, savings in percent)."""
-    header = ["env", "agent", "run", "n", "F1 [95% CI]", "EM [95% CI]", "tokens_total", "tokens_peak",
+    header = ["env", "agent", "model", "memory", "run", "n", "failed", "F1 [95% CI]", "EM [95% CI]", "tokens_total", "tokens_peak",
               "tokens_generated", "turns", "token saving", "peak saving"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
 
@@ -134,7 +170,8 @@ def to_markdown(table: pd.DataFrame) -> str:
 
     for _, r in table.iterrows():
         cells = [
-            str(r["env"]), str(r["agent"]), str(r["run"]), str(int(r["n"])),
+            str(r["env"]), str(r["agent"]), str(r["model"]), str(r["memory"]), str(r["run"]), str(int(r["n"])),
+            str(int(r["failed"])),
             f"{r['f1']:.3f} [{r['f1_lo']:.3f}, {r['f1_hi']:.3f}]",
             f"{r['em']:.3f} [{r['em_lo']:.3f}, {r['em_hi']:.3f}]",
             f"{r['tokens_total']:.1f}", f"{r['tokens_peak']:.1f}", f"{r['tokens_generated']:.1f}",

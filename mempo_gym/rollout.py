@@ -12,7 +12,8 @@ A policy maps a batch to one action per env, with the signature of
 
 An action is whatever the env's ``step`` takes (a text turn, a list of token ids, or one id
 in token mode), or a :class:`Completion` carrying the exact ids a model sampled with their
-log-probabilities. With ``record_ids=True`` every finished turn becomes a :class:`TurnSample`
+log-probabilities, or an exception instance: the policy could not act for that env (a
+served model timed out), and the episode ends there as failed (:attr:`Episode.failure`). With ``record_ids=True`` every finished turn becomes a :class:`TurnSample`
 (verifiers style: prompt ids, completion ids, log-probs) holding the ids the env metered:
 ``prompt_ids`` are the env's :attr:`~mempo_gym.core.env.MemoryEnv.context_ids` for that call
 (also given to the policy as ``info["context_ids"]``) and ``completion_ids`` its
@@ -89,6 +90,8 @@ class Episode:
     truncated: bool
     info: dict[str, Any]
     turns: list[TurnSample]
+    failure: str | None = None
+    """Why the policy could not finish the episode (``"TypeName: message"``); ``None`` if it ended."""
 
 
 @dataclass
@@ -185,6 +188,14 @@ def _start(slot: _Slot, job: Job) -> None:
 
 
 def _step(slot: _Slot, number: int, action: Any) -> Episode | None:
+    if isinstance(action, BaseException):  # the policy failed for this env: the episode ends, failed
+        job, slot.job = slot.job, None
+        assert job is not None
+        return Episode(
+            key=job.key, slot=number, seed=job.seed, task=slot.core.task if slot.core is not None else None,
+            reward=slot.reward, terminated=False, truncated=False, info=slot.info, turns=slot.turns,
+            failure=f"{type(action).__name__}: {action}",
+        )
     slot.in_turn = True
     env_action: Any = action
     if isinstance(action, Completion):

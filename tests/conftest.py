@@ -44,3 +44,14 @@ def tokenizer():
     from mempo_gym.tokenizer import load_tokenizer
 
     return load_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def served_smollm2():
+    """A real ``mempo-gym serve`` process serving the embedded SmolLM2 on 127.0.0.1."""
+    pytest.importorskip("fastapi", reason="mempo-gym serve needs the 'serve' extra (fastapi, uvicorn)")
+    pytest.importorskip("uvicorn", reason="mempo-gym serve needs the 'serve' extra (fastapi, uvicorn)")
+    from tests.served_model import ServedModel
+
+    with ServedModel(["--max-batch", "8"]) as server:
+        yield server

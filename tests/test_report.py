@@ -15,12 +15,15 @@ from mempo_gym.report import bootstrap_interval, summarize, to_markdown
 ENV = "MemPO-Hand-v0"
 
 
-def _write_run(root: Path, name: str, agent: str, rows: list[tuple[float, float, int, int, int, int, int]]) -> Path:
+def _write_run(root: Path, name: str, agent: str, rows: list[tuple[float, float, int, int, int, int, int]],
+               memory: str = "self", failed: int = 0) -> Path:
     """rows: (f1, em, tokens_total, tokens_peak, tokens_generated, turns, num_objectives)."""
     run = root / name
     run.mkdir(parents=True)
-    config = {"format": "mempo-gym-run", "format_version": 1, "agent": {"name": agent},
-              "envs": [{"id": ENV, "kwargs": {}}], "seed": 0, "episodes": len(rows)}
+    config = {"format": "mempo-gym-run", "format_version": 1,
+              "agent": {"name": agent, "backend": {"backend": "openai", "model": "qwen3-8b"}},
+              "envs": [{"id": ENV, "kwargs": {}, "describe": {"memory": {"name": memory}}}], "seed": 0,
+              "episodes": len(rows)}
     (run / "config.json").write_text(json.dumps(config))
     with open(run / "episodes.jsonl", "w") as fh:
         for i, (f1, em, total, peak, gen, turns, k) in enumerate(rows):
@@ -28,6 +31,10 @@ def _write_run(root: Path, name: str, agent: str, rows: list[tuple[float, float,
                                  "f1": f1, "em": em, "tokens_total": total, "tokens_peak": peak,
                                  "tokens_generated": gen, "turns": turns, "num_objectives": k,
                                  "transcript": []}) + "\n")
+        for j in range(failed):
+            fh.write(json.dumps({"key": f"{ENV}#{len(rows) + j}", "env_id": ENV, "episode_index": len(rows) + j,
+                                 "task_id": "tf", "num_objectives": 1, "failed": True,
+                                 "failure": "BackendTimeoutError: timed out", "turns": 1}) + "\n")
     return run
 
 
@@ -35,10 +42,10 @@ def _write_run(root: Path, name: str, agent: str, rows: list[tuple[float, float,
 def runs(tmp_path: Path) -> tuple[Path, Path]:
     base = _write_run(tmp_path, "full", "full-context", [
         (1.0, 1.0, 100, 60, 10, 2, 1), (0.0, 0.0, 200, 120, 20, 3, 1), (0.5, 0.0, 300, 150, 30, 4, 2),
-        (1.0, 1.0, 400, 200, 40, 5, 2)])
+        (1.0, 1.0, 400, 200, 40, 5, 2)], memory="full")
     mem = _write_run(tmp_path, "mem", "mempo", [
         (1.0, 1.0, 50, 40, 10, 2, 1), (1.0, 1.0, 100, 50, 20, 3, 1), (0.5, 0.0, 150, 60, 30, 4, 2),
-        (0.0, 0.0, 200, 70, 40, 5, 2)])
+        (0.0, 0.0, 200, 70, 40, 5, 2)], failed=1)  # a failed episode: counted apart, not scored
     return base, mem
 
 
@@ -47,7 +54,8 @@ def test_summary_numbers_by_hand(runs: tuple[Path, Path]) -> None:
     table = summarize([mem], baseline=base).set_index("run")
     assert list(table.index) == ["full", "mem"]
     m, b = table.loc["mem"], table.loc["full"]
-    assert (m["env"], m["agent"], m["n"]) == (ENV, "mempo", 4)
+    assert (m["env"], m["agent"], m["model"], m["memory"], m["n"], m["failed"]) == (ENV, "mempo", "qwen3-8b", "self", 4, 1)
+    assert (b["memory"], b["failed"]) == ("full", 0)
     assert m["f1"] == pytest.approx(2.5 / 4) and m["em"] == pytest.approx(0.5)
     assert b["f1"] == pytest.approx(2.5 / 4) and b["em"] == pytest.approx(0.5)
     assert m["tokens_total"] == pytest.approx(125.0) and b["tokens_total"] == pytest.approx(250.0)
@@ -76,7 +84,7 @@ def test_report_cli_writes_tables_and_plots(runs: tuple[Path, Path], tmp_path: P
     out = tmp_path / "report"
     assert main(["report", str(mem), str(base), "--baseline", str(base), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "| " + ENV + " | mempo | mem | 4 | 0.625 [" in printed and "50.0%" in printed
+    assert "| " + ENV + " | mempo | qwen3-8b | self | mem | 4 | 1 | 0.625 [" in printed and "50.0%" in printed
     csv = pd.read_csv(out / "report.csv")
     assert csv.set_index("run").loc["mem", "token_saving"] == pytest.approx(0.5)
     data = json.loads((out / "report.json").read_text())

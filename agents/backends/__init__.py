@@ -2,11 +2,11 @@
 
 from mempo_agents.backends.base import Backend, BackendError, Generation, cut_after_stop
 from mempo_agents.backends.openai_backend import (
-    BackendHTTPError, BackendResponseError, BackendTimeoutError, OpenAIBackend,
+    BackendHTTPError, BackendResponseError, BackendTimeoutError, BackendUnavailableError, OpenAIBackend,
 )
 
 __all__ = [
-    "Backend", "BackendError", "BackendHTTPError", "BackendResponseError", "BackendTimeoutError",
+    "Backend", "BackendError", "BackendHTTPError", "BackendResponseError", "BackendTimeoutError", "BackendUnavailableError",
     "Generation", "OpenAIBackend", "TransformersBackend", "cut_after_stop",
 ]
 

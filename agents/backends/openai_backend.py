@@ -6,13 +6,18 @@ standard library only. Each prompt of a batch is one request; requests run concu
 in a thread pool.
 
 * Settings: ``base_url`` and ``model`` come from the arguments or the ``OPENAI_BASE_URL``
-  and ``MEMPO_GYM_MODEL`` environment variables.
+  and ``MEMPO_GYM_MODEL`` environment variables. Without either model setting, the name is
+  read from the server's ``GET {base_url}/models`` when it serves exactly one model.
 * The API key is read from an environment variable (``OPENAI_API_KEY`` by default) when a
   request is sent. It is never stored on the object, logged, shown by ``repr``/``describe``
   or included in an exception message.
 * 429 and 5xx replies and timeouts are retried with exponential backoff (a ``Retry-After``
   header is honoured, up to ``max_backoff_s``); other 4xx replies and malformed JSON raise
   :class:`BackendHTTPError` / :class:`BackendResponseError` at once.
+* Failures that retrying could not fix but that say nothing against the settings (every
+  attempt timed out, a 5xx or connection failure after the last retry) are
+  :class:`~mempo_gym.agent.EpisodeFailure` s as well: the harness records that episode as
+  failed and goes on. A 4xx reply (unknown model, bad API key) stops the run.
 * Stop strings: OpenAI-style servers remove the matched stop string from the text. The
   backend puts it back (the closing tag is part of the turn the environment judges): from
   the server's ``stop_reason`` when given (vLLM), else when ``finish_reason == "stop"`` and
@@ -33,6 +38,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping, Sequence
 
+from mempo_gym.agent import EpisodeFailure
+
 from mempo_agents.backends.base import (
     DEFAULT_STOP, BackendError, Generation, cut_after_stop, validate_generate_args,
 )
@@ -52,12 +59,16 @@ class BackendHTTPError(BackendError):
         self.status = status
 
 
+class BackendUnavailableError(BackendHTTPError, EpisodeFailure):
+    """Retries ran out on a 429/5xx reply or a failed connection (an episode failure)."""
+
+
 class BackendResponseError(BackendError):
     """The server's reply is not the OpenAI wire format (bad JSON, missing fields)."""
 
 
-class BackendTimeoutError(BackendError):
-    """Every attempt timed out."""
+class BackendTimeoutError(BackendError, EpisodeFailure):
+    """Every attempt timed out (an episode failure)."""
 
 
 def _restore_stop(text: str, choice: Mapping[str, Any], stop: Sequence[str]) -> str:
@@ -114,9 +125,6 @@ class OpenAIBackend:
             raise BackendError("no server URL: pass base_url=... or set OPENAI_BASE_URL (e.g. http://127.0.0.1:8000/v1)")
         if not re.match(r"^https?://", base_url):
             raise BackendError(f"base_url must start with http:// or https://, got {base_url!r}")
-        model = model or os.environ.get("MEMPO_GYM_MODEL")
-        if not model:
-            raise BackendError("no model name: pass model=... or set MEMPO_GYM_MODEL to the name the server serves")
         if endpoint not in ENDPOINTS:
             raise ValueError(f"endpoint must be one of {ENDPOINTS}, got {endpoint!r}")
         if not api_key_env or not isinstance(api_key_env, str):
@@ -124,10 +132,10 @@ class OpenAIBackend:
         if timeout_s <= 0 or max_retries < 0 or backoff_s < 0 or max_backoff_s < 0 or concurrency < 1:
             raise ValueError("timeout_s > 0, max_retries >= 0, backoff_s >= 0, max_backoff_s >= 0, concurrency >= 1 required")
         self.base_url = base_url.rstrip("/")
-        self.model = model
-        self.endpoint = endpoint
         self.api_key_env = api_key_env
         self.timeout_s = float(timeout_s)
+        self.model = model or os.environ.get("MEMPO_GYM_MODEL") or self._served_model_name()
+        self.endpoint = endpoint
         self.max_retries = int(max_retries)
         self.backoff_s = float(backoff_s)
         self.max_backoff_s = float(max_backoff_s)
@@ -137,6 +145,38 @@ class OpenAIBackend:
     @property
     def url(self) -> str:
         return f"{self.base_url}/{'chat/completions' if self.endpoint == 'chat' else 'completions'}"
+
+    def served_models(self) -> list[str]:
+        """The model ids the server lists at ``GET {base_url}/models`` (one attempt)."""
+        url = f"{self.base_url}/models"
+        request = urllib.request.Request(url, headers=self._headers(), method="GET")
+        try:
+            with urllib.request.urlopen(request, timeout=min(self.timeout_s, 10.0)) as response:
+                payload = json.loads(response.read().decode("utf-8"))
+        except urllib.error.HTTPError as err:
+            raise BackendHTTPError(f"{url} answered HTTP {err.code} ({err.reason})", err.code) from None
+        except (urllib.error.URLError, OSError) as err:
+            reason = getattr(err, "reason", err)
+            raise BackendHTTPError(f"cannot reach {url} ({self._redact(str(reason))})", None) from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise BackendResponseError(f"{url} returned malformed JSON ({err})") from None
+        data = payload.get("data") if isinstance(payload, dict) else None
+        if not isinstance(data, list):
+            raise BackendResponseError(f"{url} reply lacks a 'data' list of models")
+        return [str(m["id"]) for m in data if isinstance(m, dict) and m.get("id")]
+
+    def _served_model_name(self) -> str:
+        """The one model the server serves; a clear error when it serves none, several, or cannot say."""
+        how = "pass --served-model NAME (Python: served_model=... or model=...) or set MEMPO_GYM_MODEL"
+        try:
+            names = self.served_models()
+        except BackendError as err:
+            raise BackendError(f"no model name given and {err}; is the server running? Otherwise {how}") from None
+        if len(names) == 1:
+            return names[0]
+        if not names:
+            raise BackendError(f"{self.base_url}/models lists no model; {how}")
+        raise BackendError(f"{self.base_url} serves several models ({', '.join(names[:10])}); {how}")
 
     # ------------------------------------------------------------------ one request
     def _headers(self) -> dict[str, str]:
@@ -168,6 +208,15 @@ class OpenAIBackend:
         body.update(self.extra_body)
         return body
 
+    def _advice(self, status: int) -> str:
+        """What to do about a 4xx reply."""
+        if status in (401, 403):
+            return f"Put the server's API key in ${self.api_key_env} (or name another variable: api_key_env=...)."
+        if status == 404:
+            return (f"Check the model name ({self.model!r}: --served-model / served_model=, or leave it out to use "
+                    f"the one {self.base_url}/models lists) and that the URL ends in /v1.")
+        return f"Check the request settings (model {self.model!r}, max_new_tokens, stop strings)."
+
     def _wait_s(self, attempt: int, retry_after: str | None) -> float:
         wait = self.backoff_s * (2**attempt) * (1.0 + 0.1 * random.random())
         if retry_after:
@@ -189,12 +238,8 @@ class OpenAIBackend:
             except urllib.error.HTTPError as err:
                 detail = self._redact(err.read(2000).decode("utf-8", "replace").strip())
                 if err.code not in RETRY_STATUSES:
-                    raise BackendHTTPError(
-                        f"{self.url} answered HTTP {err.code}: {detail or err.reason}. Check the model "
-                        f"name ({self.model!r}), the request settings and the API key variable "
-                        f"${self.api_key_env}.",
-                        err.code,
-                    ) from None
+                    raise BackendHTTPError(f"{self.url} answered HTTP {err.code}: {detail or err.reason}. "
+                                           f"{self._advice(err.code)}", err.code) from None
                 retry_after = err.headers.get("Retry-After") if err.headers else None
                 last_problem = f"HTTP {err.code}: {detail[:200] or err.reason}"
                 status: int | None = err.code
@@ -223,10 +268,11 @@ class OpenAIBackend:
                 wait = self._wait_s(attempt, retry_after)
                 logger.warning("%s: %s; retry %d/%d in %.2f s", self.url, last_problem, attempt + 1, self.max_retries, wait)
                 time.sleep(wait)
-        message = f"{self.url}: {last_problem} (gave up after {self.max_retries + 1} attempts)"
+        message = (f"{self.url}: {last_problem} (gave up after {self.max_retries + 1} attempts; "
+                   "raise timeout_s/max_retries, CLI --timeout/--retries, if the server is just slow)")
         if status is None and "timed out" in last_problem:
             raise BackendTimeoutError(message)
-        raise BackendHTTPError(message, status)
+        raise BackendUnavailableError(message, status)
 
     def _parse(self, payload: Mapping[str, Any], stop: Sequence[str]) -> Generation:
         try:

@@ -60,7 +60,7 @@ from mempo_gym.core.context import ContextManager, SelfMemory, TurnRecord
 from mempo_gym.core.meter import TokenMeter
 from mempo_gym.core.tokens import Encoded, TokenCounter
 from mempo_gym.core.protocol import ParsedTurn, StopDetector, cut_at_stop, find_stop, parse_turn
-from mempo_gym.core.spaces import UnicodeText
+from mempo_gym.core.spaces import UnicodeText, context_space, max_token_chars
 from mempo_gym.core.tools import SearchTool, ToolFatalError
 from mempo_gym.metrics import score_answer
 from mempo_gym.prompts import MEMPO_INSTRUCTIONS, PROMPTS_VERSION, render_prompt
@@ -205,7 +205,7 @@ class MemoryEnv(gym.Env):
         else:
             self.action_space = UnicodeText(max_length=2**24)
             self.observation_space = spaces.Dict(
-                {"context": UnicodeText(max_length=2**31 - 1), **counters}
+                {"context": context_space(self.context_budget, max_token_chars(self.tokenizer)), **counters}
             )
 
         self._task: Task | None = None
@@ -409,7 +409,11 @@ class MemoryEnv(gym.Env):
         self._set_context(self.memory.build(self._prompt, self._turns))
         if len(self._context_ids) + 1 > self.context_budget:
             return self._end_episode(None, terminated=False, reason="context_budget")
-        return self._observation(), 0.0, False, False, self._step_info()
+        info = self._step_info()
+        so_far = self._metrics(score_answer("", self._task.golds), None, self.truncation_reward, None)
+        so_far.pop("wall_time_s")  # steps stay deterministic (Gymnasium's check_env compares infos)
+        info["metrics"] = so_far
+        return self._observation(), 0.0, False, False, info
 
     def _search(self, query: str) -> str:
         self._searches += 1
@@ -434,7 +438,18 @@ class MemoryEnv(gym.Env):
             reward = float(score.f1) - (self.format_penalty if self._malformed else 0.0)
         else:
             reward = float(score.f1)
-        metrics = {
+        info = self._step_info()
+        info["metrics"] = self._metrics(score, prediction, reward, reason)
+        info["transcript"] = list(self._transcript)
+        if reason:
+            info["truncated_reason"] = reason
+        return self._observation(), reward, terminated, not terminated, info
+
+    def _metrics(self, score: Any, prediction: str | None, reward: float, reason: str | None) -> dict[str, Any]:
+        """``info["metrics"]``: final at the end of an episode, the metrics so far on other steps
+        (so an outside ``TimeLimit`` that cuts the episode still hands over its metrics)."""
+        assert self._task is not None
+        return {
             **score.to_dict(),
             "prediction": prediction,
             "golds": [list(g) for g in self._task.golds],
@@ -448,12 +463,6 @@ class MemoryEnv(gym.Env):
             "truncated_reason": reason,
             "wall_time_s": time.perf_counter() - self._started,
         }
-        info = self._step_info()
-        info["metrics"] = metrics
-        info["transcript"] = list(self._transcript)
-        if reason:
-            info["truncated_reason"] = reason
-        return self._observation(), reward, terminated, not terminated, info
 
     # ------------------------------------------------------------------ observations
     def _set_context(self, text: str) -> None:

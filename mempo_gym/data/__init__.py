@@ -48,6 +48,7 @@ from mempo_gym.data.registry import (
     REGISTRY,
     DatasetSpec,
     RemoteFile,
+    dataset_available,
     dataset_files,
     get_dataset_spec,
     list_datasets,
@@ -59,7 +60,7 @@ from mempo_gym.data.registry import (
 __all__ = [
     "ChecksumError", "DATA_DIR_ENV", "DatasetError", "DatasetFormatError",
     "DatasetNotFoundError", "DatasetSpec", "DownloadError", "REGISTRY", "RemoteFile",
-    "UnknownDatasetError", "UnsafeArchiveError", "dataset_files", "default_data_dir",
+    "UnknownDatasetError", "UnsafeArchiveError", "dataset_available", "dataset_files", "default_data_dir",
     "download", "download_dataset", "get_dataset_spec", "iter_jsonl_corpus", "list_datasets",
     "load_2wikimultihopqa", "load_bamboogle", "load_context_corpus", "load_corpus",
     "load_dataset", "load_flashrag", "load_hf_table", "load_hotpotqa", "load_jsonl_corpus",

@@ -20,10 +20,11 @@ import os
 import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 from tqdm import tqdm
 
@@ -32,7 +33,7 @@ from mempo_gym.data.errors import ChecksumError, DatasetError, DownloadError
 from mempo_gym.data.paths import resolve_data_dir
 from mempo_gym.data.registry import DOWNLOAD_FOLDER, DatasetSpec, get_dataset_spec
 
-__all__ = ["download", "download_dataset", "sha256_file", "read_manifest", "MANIFEST_NAME"]
+__all__ = ["download", "download_dataset", "hub_file", "hub_sha256", "sha256_file", "read_manifest", "MANIFEST_NAME"]
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +221,49 @@ def _record(root: Path, target: str, url: str, digest: str, verified: bool) -> N
     os.replace(tmp, out)
 
 
+_HUB_URL = re.compile(r"^https://huggingface\.co/datasets/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
+
+
+def hub_file(url: str) -> tuple[str, str, str] | None:
+    """``(repo_id, path, revision)`` of a Hugging Face Hub dataset file URL, else ``None``.
+
+    >>> hub_file("https://huggingface.co/datasets/RUC-NLPIR/FlashRAG_datasets/resolve/main/nq/dev.jsonl")
+    ('RUC-NLPIR/FlashRAG_datasets', 'nq/dev.jsonl', 'main')
+    >>> hub_file("http://curtis.ml.cmu.edu/datasets/hotpot/x.json") is None
+    True
+    """
+    match = _HUB_URL.match(url.split("?", 1)[0])
+    if not match:
+        return None
+    return match.group("repo"), urllib.parse.unquote(match.group("path")), match.group("rev")
+
+
+def hub_sha256(url: str, *, timeout: float = 20.0) -> str | None:
+    """The SHA-256 the Hugging Face Hub publishes for a dataset file (its LFS object id),
+    asked through ``huggingface_hub``; ``None`` when the URL is not on the Hub, the file is
+    not in LFS, ``huggingface_hub`` is not installed or the Hub cannot be reached."""
+    where = hub_file(url)
+    if where is None:
+        return None
+    try:
+        from huggingface_hub import HfApi
+    except ImportError:
+        return None
+    repo_id, path, revision = where
+    try:
+        infos = HfApi().get_paths_info(repo_id, [path], expand=True, revision=revision, repo_type="dataset")
+    except Exception as exc:  # offline, rate-limited, gated: fall back to recording our own digest
+        log.info("Hugging Face Hub not reachable for %s (%s: %s); recording the digest only",
+                 url, type(exc).__name__, exc)
+        return None
+    for info in infos:
+        lfs = getattr(info, "lfs", None)
+        digest = getattr(lfs, "sha256", None) or (lfs.get("sha256") if isinstance(lfs, dict) else None)
+        if getattr(info, "path", None) == path and digest:
+            return str(digest).lower()
+    return None
+
+
 def download_dataset(
     name: str | DatasetSpec,
     data_dir: str | os.PathLike[str] | None = None,
@@ -228,14 +272,19 @@ def download_dataset(
     force: bool = False,
     timeout: float = 60.0,
     retries: int = 3,
+    hub_lookup: Callable[[str], str | None] | None = None,
 ) -> list[Path]:
     """Fetch a registry entry's files into the data directory; return their paths.
 
     Files already present are kept (unless ``force``). Archives are kept under
-    ``_downloads/`` and only the members the entry needs are extracted. The SHA-256 of
-    each fetched file is written to ``_downloads/manifest.json`` and logged; when the
-    registry has no official hash (``sha256=None``) that record is the only check.
+    ``_downloads/`` and only the members the entry needs are extracted. What is verified:
+    a file with a registry hash, or hosted on the Hugging Face Hub with a published LFS
+    SHA-256 (asked with ``hub_lookup``, :func:`hub_sha256` by default, when the Hub is
+    reachable), must match it or the download fails (:class:`ChecksumError`) and the
+    manifest says ``verified: true``. Otherwise the SHA-256 obtained is only recorded in
+    ``_downloads/manifest.json`` (``verified: false``) for later comparison.
     """
+    hub_lookup = hub_lookup or hub_sha256
     spec = get_dataset_spec(name)
     root = resolve_data_dir(data_dir)
     if not spec.downloadable:
@@ -253,10 +302,11 @@ def download_dataset(
         if not force and all(t.is_file() for t in targets):
             continue
         archive_path = root / remote.target
-        digest = download(remote.url, archive_path, remote.sha256, progress,
+        expected = remote.sha256 or hub_lookup(remote.url)
+        digest = download(remote.url, archive_path, expected, progress,
                           timeout=timeout, retries=retries, force=force)
-        _record(root, remote.target, remote.url, digest, verified=remote.sha256 is not None)
-        if remote.sha256 is None:
+        _record(root, remote.target, remote.url, digest, verified=expected is not None)
+        if expected is None:
             log.info("%s: no published checksum; recorded sha256 %s", remote.target, digest)
         if remote.extract:
             extract_members(archive_path, {m: root / rel for m, rel in remote.extract.items()})

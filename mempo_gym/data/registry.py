@@ -321,6 +321,24 @@ def dataset_files(name: str | DatasetSpec, data_dir: str | os.PathLike[str] | No
     return paths
 
 
+def dataset_available(name: str | DatasetSpec, data_dir: str | os.PathLike[str] | None = None) -> bool:
+    """Whether a dataset can be loaded: its files are in the data directory, or (a corpus
+    shipped by a package, e.g. ``wiki-vital-summaries``) its first document loads.
+    The one presence rule used by the envs and ``mempo-gym data list``."""
+    spec = get_dataset_spec(name)
+    if not spec.files:
+        try:
+            load_corpus(spec.name, data_dir, limit=1)
+            return True
+        except Exception:
+            return False
+    try:
+        dataset_files(spec, data_dir)
+        return True
+    except DatasetNotFoundError:
+        return False
+
+
 _QA_LOADERS: dict[str, Callable[..., list[Task]]] = {
     "hotpotqa": loaders.load_hotpotqa,
     "2wikimultihopqa": loaders.load_2wikimultihopqa,

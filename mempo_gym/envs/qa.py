@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 from mempo_gym.core.env import MemoryEnv
 from mempo_gym.data import (
-    DatasetNotFoundError, dataset_files, get_dataset_spec, load_context_corpus, load_corpus,
+    DatasetNotFoundError, dataset_available, dataset_files, get_dataset_spec, load_context_corpus, load_corpus,
     load_dataset, resolve_data_dir, sha256_file,
 )
 from mempo_gym.data.loaders import CONTEXT_FORMATS
@@ -48,18 +48,7 @@ OPEN_CORPUS_CANDIDATES: tuple[tuple[str, ...], ...] = (("wiki18",), ("wiki18-sam
 
 
 def _available(name: str, data_dir: str | None) -> bool:
-    spec = get_dataset_spec(name)
-    if not spec.files:  # shipped by a package (wiki-vital-summaries)
-        try:
-            load_corpus(name, data_dir, limit=1)
-            return True
-        except Exception:
-            return False
-    try:
-        dataset_files(spec, data_dir)
-        return True
-    except DatasetNotFoundError:
-        return False
+    return dataset_available(name, data_dir)
 
 
 def resolve_dataset(family: str, dataset: str | None = None, data_dir: str | None = None) -> str:

@@ -17,6 +17,12 @@ EPISODE_FIELDS: tuple[str, ...] = (
     "reward", "tokens_total", "tokens_peak", "tokens_generated", "calls", "turns", "searches",
     "search_errors", "malformed_turns", "truncated_reason", "wall_time_s", "transcript",
 )
+#: Fields of the line of a failed episode (the agent could not write a turn: a timeout, a
+#: server error); ``resume`` retries it and replaces the line.
+FAILED_FIELDS: tuple[str, ...] = (
+    "key", "env_id", "episode_index", "episode_seed", "task_id", "num_objectives",
+    "failed", "failure", "turns",
+)
 #: Fields that legitimately differ between two runs of the same episode.
 NONDETERMINISTIC_FIELDS: frozenset[str] = frozenset({"wall_time_s"})
 
@@ -73,6 +79,27 @@ def episode_record(
     record["per_objective"] = [dict(o) for o in metrics.get("per_objective") or []]
     record["transcript"] = [dict(call) for call in transcript]
     return record
+
+
+def failed_record(
+    *, env_id: str, index: int, seed: int, task_id: str, num_objectives: int, reason: str, turns: int = 0,
+) -> dict[str, Any]:
+    """The ``episodes.jsonl`` line of an episode that failed (``failed: true`` and the reason).
+
+    >>> r = failed_record(env_id="E", index=0, seed=1, task_id="t", num_objectives=1, reason="timeout")
+    >>> is_failed(r), r["failure"]
+    (True, 'timeout')
+    """
+    return {
+        "key": episode_key(env_id, index), "env_id": env_id, "episode_index": int(index),
+        "episode_seed": int(seed), "task_id": str(task_id), "num_objectives": int(num_objectives),
+        "failed": True, "failure": str(reason)[:2000], "turns": int(turns),
+    }
+
+
+def is_failed(record: Mapping[str, Any]) -> bool:
+    """Whether an ``episodes.jsonl`` line records a failed episode."""
+    return bool(record.get("failed"))
 
 
 def strip_nondeterministic(record: Mapping[str, Any]) -> dict[str, Any]:

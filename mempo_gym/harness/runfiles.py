@@ -180,6 +180,28 @@ class EpisodeWriter:
         self.close()
 
 
+def drop_failed(path: Path | str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rewrite ``episodes.jsonl`` without its failed-episode lines (atomically) so a resumed
+    run retries them; return the remaining records."""
+    kept = [r for r in records if not r.get("failed")]
+    if len(kept) == len(records):
+        return records
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(b"".join((canonical_json(r) + "\n").encode("utf-8") for r in kept))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    logger.info("%s: %d failed episodes will be retried", path, len(records) - len(kept))
+    return kept
+
+
 def iter_records(run_dirs: Iterable[Path | str]) -> Iterable[tuple[Path, dict[str, Any], list[dict[str, Any]]]]:
     """``(run_dir, config, records)`` for each run folder (torn tails ignored)."""
     for run_dir in run_dirs:

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import gymnasium as gym
 from tqdm.auto import tqdm
 
-from mempo_gym.agent import Agent
+from mempo_gym.agent import Agent, EpisodeFailure
 from mempo_gym.harness.envs import core_env, make_env
-from mempo_gym.harness.episodes import episode_key, episode_record
+from mempo_gym.harness.episodes import episode_key, episode_record, failed_record, is_failed
 from mempo_gym.harness.task_order import DEFAULT_TASK_ORDER, check_task_order, reset_arguments
 from mempo_gym.harness.runfiles import (
     CONFIG_FILE, EPISODES_FILE, RUN_FORMAT, RUN_FORMAT_VERSION, EpisodeWriter, RunFileError,
-    canonical_json, read_config, repair_torn_tail, to_jsonable, write_json_atomic,
+    canonical_json, drop_failed, read_config, repair_torn_tail, to_jsonable, write_json_atomic,
 )
 from mempo_gym.prompts import PROMPTS_VERSION
 from mempo_gym.rollout import Job, rollout
@@ -125,7 +125,7 @@ def _prepare_folder(out: Path, config: dict[str, Any], resume: bool) -> list[dic
         {"at": config["created_at"], "command": config["command"], "batch_size": config["batch_size"]}
     ]
     write_json_atomic(config_path, updated)
-    return repair_torn_tail(episodes_path).records
+    return drop_failed(episodes_path, repair_torn_tail(episodes_path).records)
 
 
 def _frame(records: Sequence[Mapping[str, Any]]) -> "pd.DataFrame":
@@ -165,9 +165,14 @@ def evaluate(
         task_order: ``"permutation"`` (default: each task once, the first ``episodes`` of a
             seeded permutation) or ``"sample"`` (with replacement); see :mod:`.task_order`.
 
+    An episode whose agent raises :class:`~mempo_gym.agent.EpisodeFailure` (a served
+    model timed out or failed after its retries) is recorded with ``failed: true`` and the
+    reason, and the run goes on; ``resume=True`` retries failed episodes.
+
     Returns:
         A DataFrame with the ``episodes.jsonl`` fields except the transcript, sorted by
-        env and episode index (episodes finished before a resume included).
+        env and episode index (episodes finished before a resume included; failed ones
+        have ``failed == True`` and no scores).
     """
     env_ids = [envs] if isinstance(envs, str) else list(envs)
     if not env_ids:
@@ -218,10 +223,11 @@ def evaluate(
 
 
 def _show(bar: tqdm, records: Sequence[Mapping[str, Any]]) -> None:
+    done = [r for r in records if not is_failed(r)]
     if records and not bar.disable:
-        f1 = sum(float(r.get("f1") or 0.0) for r in records) / len(records)
-        tokens = sum(int(r.get("tokens_total") or 0) for r in records) / len(records)
-        bar.set_postfix(f1=f"{f1:.3f}", tokens=f"{tokens:.0f}")
+        f1 = sum(float(r.get("f1") or 0.0) for r in done) / max(len(done), 1)
+        tokens = sum(int(r.get("tokens_total") or 0) for r in done) / max(len(done), 1)
+        bar.set_postfix(f1=f"{f1:.3f}", tokens=f"{tokens:.0f}", failed=len(records) - len(done))
 
 
 def _run_env(
@@ -239,14 +245,20 @@ def _run_env(
         num_tasks = len(core_env(first_env).tasks)
         jobs = (Job(key=i, **reset_arguments(task_order, seed, env_id, i, num_tasks)) for i in pending)
         on_start = lambda number, task: agent.reset(task, number)  # noqa: E731
-        for episode in rollout(pool, jobs, agent.act_batch, on_start=on_start):
+        for episode in rollout(pool, jobs, lambda o, i, s: _act(agent, o, i, s), on_start=on_start):
             task = episode.task
             assert task is not None and episode.seed is not None
-            record = episode_record(
-                env_id=env_id, index=episode.key, seed=episode.seed, task_id=task.id,
-                num_objectives=task.num_objectives, metrics=episode.info["metrics"],
-                transcript=episode.info.get("transcript", []),
-            )
+            if episode.failure is not None:
+                record = failed_record(
+                    env_id=env_id, index=episode.key, seed=episode.seed, task_id=task.id,
+                    num_objectives=task.num_objectives, reason=episode.failure, turns=len(episode.turns),
+                )
+            else:
+                record = episode_record(
+                    env_id=env_id, index=episode.key, seed=episode.seed, task_id=task.id,
+                    num_objectives=task.num_objectives, metrics=episode.info["metrics"],
+                    transcript=episode.info.get("transcript", []),
+                )
             if writer is not None:
                 writer.append(record)
             records.append(record)
@@ -255,3 +267,29 @@ def _run_env(
     finally:
         for env in pool[1:]:
             env.close()
+
+
+def _act(agent: Agent, observations: list[Any], infos: list[dict[str, Any]], slots: list[int]) -> list[Any]:
+    """One turn per slot; an :class:`EpisodeFailure` in place of the turn of a slot that failed
+    (the rollout loop ends that episode as failed).
+
+    When a batched call fails, each slot is asked again on its own, so one slow or failed
+    request fails only its own episode.
+    """
+    def call(numbers: list[int]) -> list[Any]:
+        return list(agent.act_batch([observations[n] for n in numbers], [infos[n] for n in numbers],
+                                    [slots[n] for n in numbers]))
+
+    everyone = list(range(len(slots)))
+    try:
+        return call(everyone)
+    except EpisodeFailure as failure:
+        if len(slots) == 1:
+            return [failure]
+    out: list[Any] = []
+    for n in everyone:
+        try:
+            out.extend(call([n]))
+        except EpisodeFailure as failure:
+            out.append(failure)
+    return out
