@@ -59,15 +59,18 @@ class Preset:
     tasks_per_step: int
     eval_per_k: dict[int, int]  # held-out episodes per k (the registered test world, each task once)
     rl_worlds: int = 8
+    sft_second_steps: int = 100  # steps of the second SFT round (continues the first)
 
 
 PRESETS = {
     "smoke": Preset(train_worlds=2, tasks_per_k={1: 4, 2: 2, 4: 1, 8: 1}, sft_steps=4, sft_batch_tokens=1024,
-                    rl_steps=1, group_size=2, tasks_per_step=2, eval_per_k={1: 4, 2: 2, 4: 2, 8: 1}, rl_worlds=1),
+                    rl_steps=1, group_size=2, tasks_per_step=2, eval_per_k={1: 4, 2: 2, 4: 2, 8: 1}, rl_worlds=1,
+                    sft_second_steps=2),
     "full": Preset(train_worlds=24, tasks_per_k={1: 16, 2: 8, 4: 4, 8: 2}, sft_steps=90, sft_batch_tokens=2048,
                    rl_steps=4, group_size=4, tasks_per_step=2, eval_per_k={1: 100, 2: 100, 4: 50, 8: 50}),
 }
 SFT_LR = 6e-4
+SECOND_ROUND_LR = 4e-4  # the second SFT round (another data order, --seed 1), as run
 LORA_RANK = 16
 MISTAKE_RATE = 0.15
 INSTRUCTIONS_OF = {"self": "mempo", "full": "react"}  # as MemPOAgent / FullContextAgent ask for
@@ -98,6 +101,16 @@ def decoys_of(env: Any) -> list[str]:
     return sorted({t for task in env.unwrapped.tasks for q in task.questions for t in q.supporting_titles})
 
 
+def record_command(out: Path, parent: Path | None = None) -> None:
+    """Write the commands that made ``out`` to its COMMAND.txt: those of the stage it continued
+    (``parent``, an adapter folder) followed by this one."""
+    previous = ""
+    if parent is not None and (parent.parent / "COMMAND.txt").is_file():
+        previous = (parent.parent / "COMMAND.txt").read_text(encoding="utf-8")
+    line = "python benchmarks/reproduce_mempo.py " + " ".join(sys.argv[1:])
+    (out / "COMMAND.txt").write_text(previous + line + "\n", encoding="utf-8")
+
+
 def log_line(path: Path, row: dict[str, Any]) -> None:
     with path.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(row) + "\n")
@@ -115,6 +128,7 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
 
     out = Path(args.out) / (args.name or f"sft-{args.memory}")
     out.mkdir(parents=True, exist_ok=True)
+    record_command(out, Path(args.init) if args.init else None)
     log = out / "log.jsonl"
     started = time.process_time()
     tokenizer = load_hf_tokenizer()
@@ -156,7 +170,7 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
 RL_SCHEDULE = [[0, [1, 2]], [2, [1, 2, 4]], [6, [1, 2, 4, 8]]]  # curriculum over k (first step, ks)
 
 
-def rl_config(stage: str, init: Path, preset: Preset, seed: int, flat_groups: str) -> Any:
+def rl_config(stage: str, init: Path, preset: Preset, seed: int, flat_groups: str, minibatch_tokens: int = 4096) -> Any:
     """The RL settings. Paper-faithful: EM reward with format validity (an invalid or unanswered
     episode scores 0), group-relative advantages, clipped surrogate (eps 0.2), k3 KL to the
     start policy, memory weight 1. CPU recipe: LoRA instead of full fine-tuning, a group of 4
@@ -168,7 +182,8 @@ def rl_config(stage: str, init: Path, preset: Preset, seed: int, flat_groups: st
         stage=stage, init_model=str(init), group_size=preset.group_size, tasks_per_step=preset.tasks_per_step,
         steps=preset.rl_steps, reward_metric="em", format_penalty=0.0, memory_weight=1.0, memory_norm="turn",
         memory_flat_groups=flat_groups, log_memory_reward=stage == "mempo", clip_eps=0.2, kl_beta=0.01, ppo_epochs=1,
-        temperature=1.0, max_new_tokens=96, lr=1e-4, warmup_steps=1, mixed_precision="bf16", minibatch_tokens=4096, seed=seed,
+        temperature=1.0, max_new_tokens=96, lr=1e-4, warmup_steps=1, mixed_precision="bf16",
+        minibatch_tokens=minibatch_tokens, seed=seed,
         objectives_schedule=RL_SCHEDULE, lora_rank=LORA_RANK, output_dir="", save_every=0,
     )
 
@@ -183,9 +198,10 @@ def stage_rl(args: argparse.Namespace, preset: Preset) -> Path:
     name = args.rl_stage if args.flat_groups == "skip" or args.rl_stage == "grpo" else f"{args.rl_stage}-apply"
     out = Path(args.out) / name
     out.mkdir(parents=True, exist_ok=True)
+    record_command(out, init)
     log = out / "log.jsonl"
     started = time.process_time()
-    cfg = rl_config(args.rl_stage, init, preset, args.seed, args.flat_groups)
+    cfg = rl_config(args.rl_stage, init, preset, args.seed, args.flat_groups, args.minibatch_tokens)
     cfg.save(out / "config.yaml")
     tokenizer = load_hf_tokenizer()
     policy = load_policy_model(init, trainable=True)
@@ -214,11 +230,29 @@ def make_eval_agent(model: str, out: Path) -> Any:
         return make_agent("oracle")
     if model == "base":  # the untrained embedded model, prompted (chat template on)
         return make_agent("mempo", model="smollm2-135m-instruct", max_new_tokens=128, dtype="bfloat16")
-    if model == "full-context":
-        return make_agent("full-context", model=str(out / "sft-full" / "adapter"), max_new_tokens=128,
-                          dtype="bfloat16")
-    folder = {"sft": "sft-self"}.get(model, model)
-    return make_agent("mempo", model=str(out / folder / "adapter"), max_new_tokens=128, dtype="bfloat16")
+    if model.startswith("full-context"):  # "full-context" (final SFT) or "full-context-r1" (first round)
+        folder = out / ("sft-full" + model[len("full-context"):])
+        return make_agent("full-context", model=str(shipped(folder)), max_new_tokens=128, dtype="bfloat16")
+    folder = {"sft": "sft-self", "sft-r1": "sft-self-r1"}.get(model, model)
+    return make_agent("mempo", model=str(shipped(out / folder)), max_new_tokens=128, dtype="bfloat16")
+
+
+def shipped(stage_dir: Path) -> Path:
+    """The exported (bf16) adapter of a stage when there is one, else its training output."""
+    return stage_dir / "export" if (stage_dir / "export" / "adapter_config.json").is_file() else stage_dir / "adapter"
+
+
+def stage_export(args: argparse.Namespace) -> None:
+    """Export every trained adapter in ``--out`` as shipped (bf16, settings, commands)."""
+    from mempo_agents.trainer.policy import export_adapter
+
+    for stage_dir in sorted(Path(args.out).iterdir()):
+        if not (stage_dir / "adapter" / "adapter_config.json").is_file():
+            continue
+        memory = "full" if stage_dir.name.startswith("sft-full") else "self"
+        command = (stage_dir / "COMMAND.txt").read_text(encoding="utf-8") if (stage_dir / "COMMAND.txt").is_file() else ""
+        export_adapter(stage_dir / "adapter", stage_dir / "export", command, agent_settings(memory))
+        print(f"exported {stage_dir / 'export'}")
 
 
 def stage_eval(args: argparse.Namespace, preset: Preset) -> None:
@@ -254,11 +288,44 @@ def stage_table(args: argparse.Namespace) -> None:
             continue
         rows.append({"model": model, "k": int(k), "n": len(eps), **summary(eps)})
     rows.sort(key=lambda r: (MODEL_ORDER.index(r["model"]) if r["model"] in MODEL_ORDER else 99, r["k"]))
-    (Path(args.out) / "results.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
-    print(markdown_table(rows))
+    out = Path(args.out)
+    curves = {name: [json.loads(line) for line in (out / name / "log.jsonl").read_text().splitlines()
+                     if '"step"' in line] for name in ("grpo", "mempo", "mempo-apply") if (out / name / "log.jsonl").is_file()}
+    (out / "results.json").write_text(json.dumps({"table": rows, "curves": curves}, indent=2), encoding="utf-8")
+    text = markdown_table(rows)
+    print(text)
+    if args.results:
+        write_results(Path(args.results), out, text, curves)
 
 
-MODEL_ORDER = ["base", "sft", "grpo", "mempo", "mempo-apply", "full-context", "oracle"]
+def write_results(path: Path, out: Path, table: str, curves: dict[str, list[dict[str, Any]]]) -> None:
+    """The results file: the table, the RL curves, the commands and CPU time of every stage."""
+    lines = ["# MemPO on the embedded SmolLM2-135M (CPU): results", "",
+             "Written by `python benchmarks/reproduce_mempo.py table --out runs/repro --results <this file>`.", "",
+             "## Held-out evaluation (registered SynthWiki envs, test world; greedy; each task once)", "", table, ""]
+    lines += ["## RL curves (per step: trajectory reward R^T = EM, mean P(answer | q, mem), memory reward R^M)", "",
+              "| run | step | R^T | EM | P(answer given mem) | R^M | KL | grad norm | CPU s |", "|" + "---|" * 9]
+    for name, rows in curves.items():
+        for r in rows:
+            lines.append(f"| {name} | {r['step']} | {r['reward']:.3f} | {r['em']:.3f} | {r['p_answer_given_mem']:.3f} | "
+                         f"{r['memory_reward']:.4f} | {r['kl']:.5f} | {r['grad_norm']:.3f} | {r['cpu_s']:.0f} |")
+    lines += ["", "## Commands and CPU time", ""]
+    for stage_dir in sorted(out.iterdir()):
+        if (stage_dir / "COMMAND.txt").is_file():
+            log = [json.loads(x) for x in (stage_dir / "log.jsonl").read_text().splitlines()] if (stage_dir / "log.jsonl").is_file() else []
+            cpu = max((float(r.get("cpu_s", 0.0)) for r in log), default=0.0)
+            lines += [f"### {stage_dir.name} ({cpu / 60:.1f} CPU-min in its last command)", "", "```",
+                      (stage_dir / "COMMAND.txt").read_text(encoding="utf-8").strip(), "```", ""]
+    evals = out / "eval" / "log.jsonl"
+    if evals.is_file():
+        rows = [json.loads(x) for x in evals.read_text().splitlines()]
+        lines += ["### evaluation CPU time", "", "| model | k | episodes | CPU s |", "|---|---|---|---|"]
+        lines += [f"| {r['model']} | {r['k']} | {r['episodes']} | {r['cpu_s']:.0f} |" for r in rows]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+MODEL_ORDER = ["base", "sft-r1", "sft", "grpo", "mempo", "mempo-apply", "full-context-r1", "full-context", "oracle"]
 COLUMNS = ("f1", "em", "tokens_total", "tokens_peak", "tokens_generated", "turns", "malformed_turns")
 
 
@@ -291,7 +358,7 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=["sft", "rl", "eval", "table", "all"])
+    parser.add_argument("stage", choices=["sft", "rl", "eval", "table", "export", "all"])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="full")
     parser.add_argument("--out", default="runs/repro")
     parser.add_argument("--memory", choices=["self", "full"], default="self")
@@ -305,6 +372,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--name", default="", help="sft: output folder name (default sft-MEMORY)")
     parser.add_argument("--sft-steps", type=int, default=0, help="sft: optimizer steps (default: the preset's)")
     parser.add_argument("--sft-lr", type=float, default=0.0, help="sft: peak learning rate (default 6e-4)")
+    parser.add_argument("--minibatch-tokens", type=int, default=4096,
+                        help="rl: tokens per forward pass (memory only: gradients are accumulated over the batch)")
+    parser.add_argument("--results", default="", help="table: also write the results Markdown file here")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -318,9 +388,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         stage_eval(args, preset)
     elif args.stage == "table":
         stage_table(args)
-    else:  # all
+    elif args.stage == "export":
+        stage_export(args)
+    else:  # all: the recipe as run for the shipped adapters (two SFT rounds, then RL, evaluation)
+        out = Path(args.out)
         for memory in ("self", "full"):
-            stage_sft(argparse.Namespace(**{**vars(args), "memory": memory}), preset)
+            first = f"sft-{memory}-r1"
+            stage_sft(argparse.Namespace(**{**vars(args), "memory": memory, "name": first, "init": "", "seed": 0}),
+                      preset)
+            stage_sft(argparse.Namespace(**{**vars(args), "memory": memory, "name": f"sft-{memory}", "seed": 1,
+                                            "init": str(out / first / "adapter"), "sft_steps": preset.sft_second_steps,
+                                            "sft_lr": SECOND_ROUND_LR}), preset)
         for rl in ("grpo", "mempo"):
             stage_rl(argparse.Namespace(**{**vars(args), "rl_stage": rl}), preset)
         stage_eval(args, preset)

@@ -176,42 +176,45 @@ def run_episodes(
 ) -> list[Trajectory]:
     """Play one episode in every ``(env, task_index)`` slot, generating all live turns together.
 
-    Token-exact: the model reads the env's :attr:`~mempo_gym.core.env.MemoryEnv.context_ids`
-    and the env is stepped with the sampled ids, so what is trained on is what was metered
-    (no decode/encode round trip). Each turn keeps the ids the env counted as its output.
+    The episodes run in the library's one rollout loop (:func:`mempo_gym.rollout.play_batch`)
+    and are token-exact: the model reads the env's ``context_ids`` and returns the sampled ids
+    with their log-probs (a :class:`~mempo_gym.rollout.Completion`), so what is trained on is
+    what was metered (no decode/encode round trip).
     """
+    from mempo_gym.rollout import Completion, play_batch
+
     stop = StopDetector(tokenizer)  # the env's own rule, so turns end at the same token
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-    trajs: list[Trajectory] = []
-    for k, (env, task_index) in enumerate(slots):
-        env.reset(options={"task_index": task_index})
-        task = env.task
-        assert task is not None
-        trajs.append(Trajectory(group=groups[k] if groups else k, task_id=task.id, golds=task.golds,
-                                prompt=env.context, turns=[], records=[], metrics={}))
-    live = list(range(len(slots)))
-    while live:
-        contexts = [list(slots[k][0].context_ids) for k in live]
+    prompts: dict[int, str] = {}
+
+    def policy(_observations: list[Any], infos: list[dict[str, Any]], live: list[int]) -> list[Completion]:
+        contexts = [list(info["context_ids"]) for info in infos]
         budgets = [
             max(0, min(slots[k][0].max_turn_tokens, max_new_tokens or slots[k][0].max_turn_tokens,
                        slots[k][0].context_budget - len(c)))
             for k, c in zip(live, contexts)
         ]
         gen, logp = sample_batch(model, contexts, budgets, stop, pad, temperature, generator)
-        still = []
-        for k, ctx, g, lp in zip(live, contexts, gen, logp):
-            env = slots[k][0]
-            # sampling stopped by the env's own StopDetector and budget, so the env counts g as is
-            _o, _r, terminated, truncated, info = env.step(g)
-            parsed = parse_turn(tokenizer.decode(g, skip_special_tokens=True))
-            trajs[k].turns.append(Turn(ctx, g, lp, memory_token_mask(tokenizer, g), parsed.mem))
-            if terminated or truncated:
-                trajs[k].metrics = dict(info["metrics"])
-                trajs[k].records = env.turns
-                trajs[k].transcript = list(info["transcript"])
-            else:
-                still.append(k)
-        live = still
+        return [Completion(g, lp) for g, lp in zip(gen, logp)]
+
+    def on_start(k: int, _task: Any) -> None:
+        prompts[k] = slots[k][0].context  # the fixed prompt: the first context of the episode
+
+    episodes = play_batch([(env, {"task_index": index}) for env, index in slots], policy, on_start=on_start)
+    trajs = []
+    for ep in episodes:
+        env = slots[ep.key][0]
+        task = env.task
+        assert task is not None
+        turns = [
+            Turn(list(t.prompt_ids or ()), list(t.completion_ids), list(t.logprobs or []),
+                 memory_token_mask(tokenizer, t.completion_ids), parse_turn(t.output).mem)
+            for t in ep.turns
+        ]
+        trajs.append(Trajectory(
+            group=groups[ep.key] if groups else ep.key, task_id=task.id, golds=task.golds, prompt=prompts[ep.key],
+            turns=turns, records=env.turns, metrics=dict(ep.info["metrics"]), transcript=list(ep.info["transcript"]),
+        ))
     return trajs
 
 
