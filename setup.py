@@ -59,6 +59,7 @@ setup(
             "mem1 = mempo_agents.registry:make_mem1_agent",
             "oracle = mempo_agents.registry:make_oracle_agent",
             "closed-book = mempo_agents.registry:make_closed_book_agent",
+            "closed-book-unknown = mempo_agents.registry:make_closed_book_unknown_agent",
             "random = mempo_agents.registry:make_random_agent",
         ],
     },

@@ -1,6 +1,7 @@
 """The closed-book control: answers at once, without searching (the contamination check).
 
-Without a backend it answers ``unknown`` for every objective. With a backend it asks the
+Without a backend (the ``closed-book-unknown`` agent) it answers ``unknown`` for every
+objective: a model-free floor. With a backend (``closed-book``, the default) it asks the
 model (``closed-book`` instructions) and keeps its ``<answer>…</answer>`` when it wrote
 one; output without a complete answer block is wrapped as the answer (first non-empty
 line, tags removed, or ``unknown``) so every episode ends in one turn. A high F1 here
@@ -40,6 +41,8 @@ class ClosedBookAgent(Agent):
     def __init__(self, backend: Backend | None = None, *, max_new_tokens: int = 32, temperature: float = 0.0,
                  top_p: float = 1.0, seed: int = 0) -> None:
         self.backend, self.max_new_tokens = backend, int(max_new_tokens)
+        if backend is None:
+            self.name = "closed-book-unknown"
         self.temperature, self.top_p, self.seed = float(temperature), float(top_p), int(seed)
         self._calls = 0
 

@@ -2,8 +2,11 @@
 
 ``model=`` chooses the backend of LLM agents:
 
-* ``None`` or ``"smollm2-135m-instruct"`` — the embedded SmolLM2-135M-Instruct (transformers);
-* a local checkpoint folder — that model (transformers);
+* ``None`` — the agent's default: for ``mempo`` and ``full-context`` the LoRA adapter trained
+  here for that memory mode over the embedded SmolLM2 (:data:`DEFAULT_MODELS`, shipped in
+  ``agents/checkpoints/``); for the other LLM agents the embedded model itself;
+* ``"smollm2-135m-instruct"`` — the embedded SmolLM2-135M-Instruct, untrained (transformers);
+* a packaged checkpoint name, a local checkpoint folder or a LoRA adapter folder — that model;
 * an ``http(s)://`` URL — an OpenAI-compatible server; the served model's name comes from
   ``served_model=`` or ``$MEMPO_GYM_MODEL``.
 
@@ -34,6 +37,11 @@ _URL = re.compile(r"^https?://")
 
 CHECKPOINTS_DIR = Path(__file__).resolve().parent / "checkpoints"
 CHECKPOINT_ENV_FILE = "mempo_env.json"
+AGENT_SETTINGS_FILE = "mempo_agent.json"  # backend settings a checkpoint was trained with
+DEFAULT_MODELS = {
+    "mempo": "mempo-smollm2-135m-lora",
+    "full-context": "full-context-smollm2-135m-lora",
+}
 
 
 def resolve_model(model: Any) -> Any:
@@ -44,9 +52,27 @@ def resolve_model(model: Any) -> Any:
     """
     if isinstance(model, str) and not _URL.match(model) and "/" not in model:
         folder = CHECKPOINTS_DIR / model
-        if (folder / "config.json").is_file():
+        if (folder / "config.json").is_file() or (folder / "adapter_config.json").is_file():
             return str(folder)
     return model
+
+
+def checkpoint_backend_options(model: Any) -> dict[str, Any]:
+    """Backend settings a local checkpoint was trained with (``mempo_agent.json`` ``backend``),
+    e.g. ``{"chat_template": false}`` for a model trained on the env's raw contexts."""
+    if not isinstance(model, (str, Path)) or _URL.match(str(model)):
+        return {}
+    path = Path(model) / AGENT_SETTINGS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); fix or delete it") from None
+    backend = settings.get("backend", {}) if isinstance(settings, dict) else None
+    if not isinstance(backend, dict):
+        raise ValueError(f"{path} must hold a JSON object with a 'backend' object")
+    return dict(backend)
 
 
 def checkpoint_env_kwargs(model: Any) -> dict[str, Any]:
@@ -81,7 +107,7 @@ def make_backend(model: Any = None, **backend_options: Any) -> Backend:
         return OpenAIBackend(base_url=model, model=served, **backend_options)
     from mempo_agents.backends.transformers_backend import TransformersBackend
 
-    return TransformersBackend(model, **backend_options)
+    return TransformersBackend(model, **{**checkpoint_backend_options(model), **backend_options})
 
 
 def _split(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -91,6 +117,8 @@ def _split(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _llm_agent(cls: type, model: Any, backend: Backend | None, options: dict[str, Any]) -> Agent:
+    if model is None and backend is None and cls.name in DEFAULT_MODELS:
+        model = DEFAULT_MODELS[cls.name]
     agent_options, backend_options = _split(options)
     if backend is None:
         backend = make_backend(model, **backend_options)
@@ -135,18 +163,25 @@ def make_oracle_agent(model: Any = None, **options: Any) -> Agent:
 
 
 def make_closed_book_agent(model: Any = None, *, backend: Backend | None = None, **options: Any) -> Agent:
-    """Closed-book control: ``model=None`` and no ``backend`` answers "unknown"; otherwise asks the model.
+    """Closed-book control: the model answers without searching (the contamination check).
 
-    Use ``model="smollm2-135m-instruct"`` for the embedded model.
+    ``model=None`` asks the embedded SmolLM2; ``closed-book-unknown`` is the model-free variant.
     """
     from mempo_agents.closed_book import ClosedBookAgent
 
     agent_options, backend_options = _split(options)
-    if backend is None and model is not None:
+    if backend is None:
         backend = make_backend(model, **backend_options)
     elif backend_options:
-        raise TypeError(f"backend options {sorted(backend_options)} need model=... (and no backend=...)")
+        raise TypeError(f"backend options {sorted(backend_options)} cannot be combined with backend=...")
     return ClosedBookAgent(backend, **agent_options)
+
+
+def make_closed_book_unknown_agent(model: Any = None, **options: Any) -> Agent:
+    """Model-free closed-book floor: answers ``unknown`` to every objective (``model`` is ignored)."""
+    from mempo_agents.closed_book import ClosedBookAgent
+
+    return ClosedBookAgent(None, **options)
 
 
 def make_random_agent(model: Any = None, **options: Any) -> Agent:

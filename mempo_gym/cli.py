@@ -81,53 +81,56 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-DEMO_MODEL = "mempo-synthwiki-tiny"
+DEMO_ENVS = ("MemPO-SynthWiki-v0", "MemPO-SynthWiki-2obj-v0")
 
 
 def run_demo(
-    out: str | Path = "runs/demo", *, model: str = DEMO_MODEL, env_id: str = "MemPO-SynthWiki-v0",
-    episodes: int = 20, seed: int = 0, batch_size: int = 8,
+    out: str | Path = "runs/demo", *, env_ids: Sequence[str] = DEMO_ENVS, episodes: int = 20, seed: int = 0,
+    batch_size: int = 10,
 ) -> Any:
-    """The main job on the embedded default: the trained tiny MemPO agent with self-memory,
-    the same model with full context, and the oracle upper bound, on held-out SynthWiki
-    worlds; returns the summary table (token savings against full context).
+    """The main job on the embedded default: the trained MemPO agent (self-memory), its
+    full-context counterpart (trained for full context) and the oracle upper bound, on the
+    registered SynthWiki envs (the test world: the agents were trained on other worlds);
+    returns the summary table (token savings against full context).
 
-    The agent is found through the entry-point registry (``mempo``); the checkpoint's
-    ``mempo_env.json`` supplies the tokenizer and task settings it was trained with.
+    Both LLM agents are the registry's defaults (``make_agent("mempo")``,
+    ``make_agent("full-context")``): LoRA adapters over the embedded SmolLM2-135M shipped in
+    ``agents/checkpoints/``, so the demo runs with nothing downloaded.
     """
     from mempo_gym.agent import make_agent
     from mempo_gym.harness import evaluate
     from mempo_gym.report import summarize
 
     out = Path(out)
-    agent = make_agent("mempo", model=model, max_new_tokens=96)
-    env_kwargs = {k: v for k, v in agent.env_kwargs().items() if k not in ("memory", "instructions", "action_mode")}
     plan = [
-        ("mempo-self-memory", agent, {}),
-        ("mempo-full-context", agent, {"memory": "full"}),
-        ("oracle", make_agent("oracle"), {}),
+        ("mempo-self-memory", make_agent("mempo", max_new_tokens=128)),
+        ("full-context", make_agent("full-context", max_new_tokens=128)),
+        ("oracle", make_agent("oracle")),
     ]
-    for name, run_agent, extra in plan:
+    for name, run_agent in plan:
         folder = out / name
-        evaluate([env_id], run_agent, episodes=episodes, seed=seed, out=folder, batch_size=batch_size,
-                 resume=(folder / "config.json").is_file(), env_kwargs={**env_kwargs, **extra})
-    return summarize([out / name for name, _, _ in plan], baseline=out / "mempo-full-context")
+        evaluate(list(env_ids), run_agent, episodes=episodes, seed=seed, out=folder, batch_size=batch_size,
+                 resume=(folder / "config.json").is_file())
+    return summarize([out / name for name, _ in plan], baseline=out / "full-context")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from mempo_gym.harness.runfiles import read_episodes
     from mempo_gym.report import to_markdown, write_report
 
-    table = run_demo(args.out, model=args.model, env_id=args.env, episodes=args.episodes, seed=args.seed,
+    table = run_demo(args.out, env_ids=args.env or DEMO_ENVS, episodes=args.episodes, seed=args.seed,
                      batch_size=args.batch_size)
     print(to_markdown(table))
     paths = write_report(table, Path(args.out) / "report")
     episodes = read_episodes(Path(args.out) / "mempo-self-memory" / "episodes.jsonl").records
     if episodes:
-        first = episodes[0]
-        print(f"\nOne self-memory episode ({first.get('task_id')}), what the model read and wrote on its last turn:")
+        first = max(episodes, key=lambda e: (float(e.get("em") or 0.0), len(e.get("transcript") or [])))
+        print(f"\nOne self-memory episode ({first.get('task_id')}, EM {float(first.get('em') or 0):.0f}): "
+              "the memory it wrote each turn, then its last context")
+        for turn in first.get("transcript") or []:
+            print(f"  turn {turn.get('turn')}: {' '.join(str(turn.get('output', '')).split())}")
         last = (first.get("transcript") or [{}])[-1]
-        print(last.get("context", "")[-600:] + last.get("output", ""))
+        print(last.get("context", "")[-600:])
     print(f"\nReport: {', '.join(str(p) for p in paths.values())}")
     return 0
 
@@ -223,13 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("demo", help="the main job: trained tiny MemPO agent vs full context on SynthWiki")
+    p = sub.add_parser("demo", help="the main job: the trained MemPO agent vs its full-context counterpart on SynthWiki")
     p.add_argument("--out", default="runs/demo")
-    p.add_argument("--model", default=DEMO_MODEL, help="packaged checkpoint name, folder or URL")
-    p.add_argument("--env", default="MemPO-SynthWiki-v0")
-    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--env", action="append", help=f"env id (repeatable; default {' and '.join(DEMO_ENVS)})")
+    p.add_argument("--episodes", type=int, default=20, help="episodes per env (each task once)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=10)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("report", help="summary tables and plots of run folders")

@@ -22,7 +22,7 @@ from mempo_agents import (
 )
 from mempo_agents.backends import OpenAIBackend
 from mempo_agents.registry import (
-    make_closed_book_agent, make_external_memory_agent, make_mem1_agent, make_mempo_agent,
+    make_closed_book_agent, make_closed_book_unknown_agent, make_external_memory_agent, make_mem1_agent, make_mempo_agent,
     make_oracle_agent, make_random_agent,
 )
 from tests.helpers import DOCS, TASKS, TitleLookupSearch
@@ -125,7 +125,8 @@ def test_oracle_needs_reset_and_keeps_slots_apart() -> None:
 
 # ---------------------------------------------------------------------------- controls
 def test_closed_book_without_model_answers_unknown_at_once(hf_tokenizer: Any) -> None:
-    agent = make_closed_book_agent()
+    agent = make_closed_book_unknown_agent()
+    assert agent.name == "closed-book-unknown"
     env = make_env(agent)
     for index in range(len(TASKS)):
         info = run_episode(env, agent, index)
@@ -269,7 +270,7 @@ def test_factories_pick_backend_from_model(monkeypatch: pytest.MonkeyPatch) -> N
         make_external_memory_agent(backend=agent.backend, ranker="tfidf")
     with pytest.raises(Exception, match="config.json"):
         make_mempo_agent("/nonexistent/model/folder")
-    assert make_closed_book_agent().backend is None
+    assert make_closed_book_unknown_agent().backend is None
     assert isinstance(make_random_agent(mode="token"), RandomAgent)
     assert "openai" == agent.describe()["backend"]["backend"]
 

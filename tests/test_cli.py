@@ -49,12 +49,13 @@ def test_data_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert f"data directory: {tmp_path}" in printed and "hotpotqa" in printed and "missing" in printed
 
 
-def test_demo_runs_the_packaged_tiny_mempo_checkpoint(tmp_path, capsys):
+def test_demo_runs_the_trained_adapters_against_full_context_and_the_oracle(tmp_path, capsys):
     from mempo_gym.cli import main
 
-    assert main(["demo", "--out", str(tmp_path / "demo"), "--episodes", "2"]) == 0
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--episodes", "2", "--env", "MemPO-SynthWiki-v0"]) == 0
     out = capsys.readouterr().out
-    assert "mempo-self-memory" in out and "mempo-full-context" in out and "oracle" in out
+    assert "mempo-self-memory" in out and "full-context" in out and "oracle" in out
+    assert "turn 0: <mem>" in out  # the memory the agent wrote is shown
     assert (tmp_path / "demo" / "report" / "report.md").is_file()
-    for run in ("mempo-self-memory", "mempo-full-context", "oracle"):
+    for run in ("mempo-self-memory", "full-context", "oracle"):
         assert len((tmp_path / "demo" / run / "episodes.jsonl").read_text().splitlines()) == 2

@@ -27,7 +27,7 @@ from mempo_agents.trainer.mempo import (  # noqa: E402
     memory_rewards,
     memory_token_mask,
     mempo_loss,
-    pad_sequences,
+    right_aligned,
     token_advantages,
     trajectory_advantages,
     trajectory_reward,
@@ -130,7 +130,7 @@ def test_memory_reward_inputs_condition_on_memory_and_on_full_history(tok) -> No
         "Question : Who ? <mem> 1 : Gaga </mem> <search> Gaga </search> <information> Gaga is X </information> "
         "<search> Gaga </search> <information> Gaga is X </information> <answer>"
     )
-    assert tok.decode(answer) == "Kizu </answer>"
+    assert tok.decode(answer) == "Kizu"  # the gold answer's tokens only: no closing tag (Eq. 5)
     # at turn 0 the history is the prompt alone
     assert tok.decode(rows[0][2]) == "Question : Who ? <answer>"
 
@@ -146,10 +146,11 @@ def test_memory_reward_is_memory_probability_minus_history_baseline(tok) -> None
     model = TriggerLM(vocab, trigger, seen, unseen)
     traj = _traj(tok, ["1 : Gaga", "1 = Kizu"])
     r = memory_rewards(model, [traj], tok)[0]
-    # turn 0: neither prefix holds "=": P = sqrt(.1 * .9) both -> 0
+    # turn 0: neither prefix holds "=": P = .1 both -> 0
     assert r[0] == pytest.approx(0.0, abs=1e-6)
-    # turn 1: memory holds "=": sqrt(.8 * .2) = .4 ; history (turn 0 only) lacks it: sqrt(.1 * .9) = .3
-    assert r[1] == pytest.approx(0.4 - 0.3, abs=1e-5)
+    # turn 1: memory holds "=": P(Kizu) = .8 ; history (turn 0 only) lacks it: .1. The closing tag's
+    # probability (.2 vs .9) is not part of P(answer | .) (averaging it in would give .4 - .3).
+    assert r[1] == pytest.approx(0.8 - 0.1, abs=1e-5)
 
 
 def test_memory_advantage_normalises_per_turn_or_per_group() -> None:
@@ -191,17 +192,27 @@ def test_build_sequences_masks_env_tokens_and_normalises_by_trajectory_length() 
     tr1 = Trajectory(0, "x", [("a",)], "", [t_a, t_b], [], {})
     tr2 = Trajectory(0, "x", [("a",)], "", [Turn([6], [1], [-1.0], [False], None)], [], {})
     seqs = build_sequences([tr1, tr2], torch.tensor([1.0, -1.0]), [{0: 2.0}, {}], memory_weight=1.0)
-    assert [s.input_ids for s in seqs] == [[7, 7, 7, 1, 2], [8, 3, 4, 5], [6, 1]]
-    assert seqs[0].loss_mask == [False, False, False, True, True]
+    assert [s.context_ids for s in seqs] == [[7, 7, 7], [8], [6]]  # env-inserted: no loss
+    assert [s.generated_ids for s in seqs] == [[1, 2], [3, 4, 5], [1]]
     assert seqs[0].advantages == [3.0, 1.0] and seqs[1].advantages == [1.0, 1.0, 1.0]
     assert seqs[2].advantages == [-1.0]
     # weight = 1 / (G * |o_i|): G = 2, |o_1| = 5, |o_2| = 1
     assert [s.weight for s in seqs] == pytest.approx([0.1, 0.1, 0.5])
-    batch = pad_sequences(seqs[:2], pad_id=0)
-    # targets are positions 1..L-1: the generated tokens sit at target slots 2,3 and 0,1,2
-    assert batch["mask"].tolist() == [[False, False, True, True], [True, True, True, False]]
-    assert batch["old_logp"][0, 2:].tolist() == pytest.approx([-0.1, -0.2])
-    assert batch["adv"][1, :3].tolist() == [1.0, 1.0, 1.0]
+    # per-token terms are right-aligned like completion_logprobs' columns
+    assert right_aligned([s.advantages for s in seqs[:2]], 3).tolist() == [[0.0, 3.0, 1.0], [1.0, 1.0, 1.0]]
+
+
+def test_memory_advantage_of_a_group_without_trajectory_signal_is_an_explicit_choice() -> None:
+    rewards = [{0: 0.1}, {0: 0.3}, {0: 0.0}, {0: 0.4}]
+    groups = [0, 0, 1, 1]
+    traj = [0.0, 0.0, 1.0, 0.0]  # group 0 all failed (A^T = 0), group 1 has signal
+    applied = memory_advantages(rewards, groups, "turn", traj, flat_groups="apply")
+    skipped = memory_advantages(rewards, groups, "turn", traj, flat_groups="skip")
+    assert applied[0][0] == pytest.approx(-0.70710678) and applied[1][0] == pytest.approx(0.70710678)
+    assert skipped[0][0] == 0.0 and skipped[1][0] == 0.0  # no trajectory signal: no update at all
+    assert skipped[2] == applied[2] and skipped[3] == applied[3]
+    with pytest.raises(ValueError, match="flat_groups"):
+        memory_advantages(rewards, groups, flat_groups="sometimes")
 
 
 # ---------------------------------------------------------------- objective (Eq. 10)

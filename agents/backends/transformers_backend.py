@@ -52,7 +52,8 @@ class TransformersBackend:
 
     Args:
         model: ``None`` or ``"smollm2-135m-instruct"`` for the embedded default, a local
-            checkpoint folder, or an already loaded model object.
+            checkpoint folder, a LoRA adapter folder (``adapter_config.json``; loaded over its
+            base and merged), or an already loaded model object.
         tokenizer: a tokenizer object or folder; default: the model folder's tokenizer, or
             :func:`mempo_gym.tokenizer.load_tokenizer` for the embedded model.
         dtype: ``"float32"`` or ``"bfloat16"`` (bf16 halves memory; speed depends on the CPU).
@@ -86,6 +87,15 @@ class TransformersBackend:
             self.model_name = EMBEDDED_MODEL_NAME
             self.model = load_embedded_model()
             self.tokenizer = load_hf_tokenizer(tokenizer)
+        elif isinstance(model, (str, os.PathLike)) and (Path(model).expanduser() / "adapter_config.json").is_file():
+            from mempo_agents.trainer.policy import load_policy_model
+
+            path = Path(model).expanduser()
+            self.model_name = str(path)
+            # a LoRA adapter over its base (the embedded SmolLM2 by name), merged for inference
+            self.model = load_policy_model(path).merge_and_unload()
+            self.tokenizer = load_hf_tokenizer(tokenizer if tokenizer is not None else (
+                str(path) if (path / "tokenizer.json").is_file() else None))
         elif isinstance(model, (str, os.PathLike)):
             path = Path(model).expanduser()
             if not (path / "config.json").is_file():

@@ -33,19 +33,38 @@ def make_envs(cfg: TrainerConfig, sources: list[dict[str, Any]], tokenizer: Any)
 
 
 def load_policy(cfg: TrainerConfig) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    """The policy and its tokenizer: ``init_model`` may be a saved model, a LoRA adapter folder
+    or ``smollm2-135m-instruct`` (the embedded model); ``lora_rank > 0`` adds a fresh adapter
+    to a full model (an adapter folder keeps training its own)."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    tok_path = cfg.tokenizer or cfg.init_model
-    if not tok_path:
-        raise ValueError("set tokenizer (a saved tokenizer folder) when training a fresh model_config")
-    tokenizer = AutoTokenizer.from_pretrained(tok_path)
+    from mempo_gym.tokenizer import load_hf_tokenizer
+
+    from mempo_agents.trainer.policy import EMBEDDED_BASE, add_lora, is_adapter_folder, load_policy_model
+
     if cfg.init_model:
-        model = AutoModelForCausalLM.from_pretrained(cfg.init_model)
-    else:
-        torch.manual_seed(cfg.seed)
-        model = LlamaForCausalLM(LlamaConfig(
-            vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id, **cfg.model_config))
+        adapter = is_adapter_folder(cfg.init_model)
+        model = load_policy_model(cfg.init_model, trainable=True) if cfg.init_model != EMBEDDED_BASE else None
+        if model is None:
+            from mempo_agents.trainer.policy import load_base_model
+
+            model = load_base_model(EMBEDDED_BASE)
+        if cfg.lora_rank and not adapter:
+            model = add_lora(model, rank=cfg.lora_rank, alpha=cfg.lora_alpha)
+        tok_path = cfg.tokenizer or (None if adapter or cfg.init_model == EMBEDDED_BASE else cfg.init_model)
+        tokenizer = AutoTokenizer.from_pretrained(tok_path) if tok_path else load_hf_tokenizer()
+        return model, tokenizer
+    if not cfg.tokenizer:
+        raise ValueError("set tokenizer (a saved tokenizer folder) when training a fresh model_config")
+    tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer)
+    torch.manual_seed(cfg.seed)
+    model = LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, **cfg.model_config))
+    if cfg.lora_rank:
+        from mempo_agents.trainer.policy import add_lora
+
+        model = add_lora(model, rank=cfg.lora_rank, alpha=cfg.lora_alpha)
     return model, tokenizer
 
 

@@ -40,8 +40,16 @@ class TrainerConfig:
             when the episode was malformed or unanswered (R^T is then ``-format_penalty``).
         memory_weight: w of Eq. 9; memory_norm: ``"turn"`` (normalise R^M over the group at
             the same turn index, default) or ``"group"`` (over all memories of the group).
+        memory_flat_groups: ``"skip"`` (default) or ``"apply"``: whether a group whose
+            trajectory rewards are all equal (A^T = 0) still gets its memory advantage
+            (see :func:`~mempo_agents.trainer.mempo.memory_advantages`).
+        log_memory_reward: also measure R^M (for the curves) when the stage does not use it.
         clip_eps, kl_beta: Eq. 10. ppo_epochs: passes over one batch of rollouts.
         temperature: sampling temperature of rollouts (log-probs use the same temperature).
+        max_new_tokens: cap on tokens sampled per turn in rollouts (0 = the env's
+            ``max_turn_tokens``); a turn cut by the cap is judged by the env as malformed.
+    Model: lora_rank (0 = full fine-tune; > 0 = a LoRA adapter of that rank via peft, the
+        base frozen), lora_alpha.
     Optimisation / bookkeeping: lr, weight_decay, warmup_steps, max_grad_norm, steps,
         minibatch_tokens (tokens per forward pass), mixed_precision (``"no"``/``"bf16"``),
         num_threads (CPU), seed, output_dir, save_every, eval_every, eval_tasks.
@@ -65,10 +73,16 @@ class TrainerConfig:
     format_penalty: float = 0.0
     memory_weight: float = 1.0
     memory_norm: str = "turn"
+    memory_flat_groups: str = "skip"
+    log_memory_reward: bool = False
     clip_eps: float = 0.2
     kl_beta: float = 0.01
     ppo_epochs: int = 1
     temperature: float = 1.0
+    max_new_tokens: int = 0
+    # model
+    lora_rank: int = 0
+    lora_alpha: int = 32
     # optimisation
     lr: float = 1e-5
     weight_decay: float = 0.0
@@ -95,6 +109,10 @@ class TrainerConfig:
             raise ValueError(f"reward_metric must be one of {REWARD_METRICS}, got {self.reward_metric!r}")
         if self.memory_norm not in MEMORY_NORMS:
             raise ValueError(f"memory_norm must be one of {MEMORY_NORMS}, got {self.memory_norm!r}")
+        if self.memory_flat_groups not in ("skip", "apply"):
+            raise ValueError(f"memory_flat_groups must be 'skip' or 'apply', got {self.memory_flat_groups!r}")
+        if self.lora_rank < 0:
+            raise ValueError(f"lora_rank must be >= 0, got {self.lora_rank}")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise ValueError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
         for name in ("group_size", "tasks_per_step", "ppo_epochs", "minibatch_tokens", "sft_batch_tokens"):

@@ -16,6 +16,7 @@ t = 0..T_i-1; |o_i| is its number of generated tokens over all turns.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import random
 from dataclasses import dataclass, field
@@ -171,42 +172,49 @@ def run_episodes(
     temperature: float,
     groups: Sequence[int] | None = None,
     generator: torch.Generator | None = None,
+    max_new_tokens: int = 0,
 ) -> list[Trajectory]:
-    """Play one episode in every ``(env, task_index)`` slot, generating all live turns together."""
+    """Play one episode in every ``(env, task_index)`` slot, generating all live turns together.
+
+    The episodes run in the library's one rollout loop (:func:`mempo_gym.rollout.play_batch`)
+    and are token-exact: the model reads the env's ``context_ids`` and returns the sampled ids
+    with their log-probs (a :class:`~mempo_gym.rollout.Completion`), so what is trained on is
+    what was metered (no decode/encode round trip).
+    """
+    from mempo_gym.rollout import Completion, play_batch
+
     stop = StopDetector(tokenizer)  # the env's own rule, so turns end at the same token
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-    trajs: list[Trajectory] = []
-    obs: list[dict[str, Any]] = []
-    for k, (env, task_index) in enumerate(slots):
-        o, _ = env.reset(options={"task_index": task_index})
-        task = env.task
-        assert task is not None
-        trajs.append(Trajectory(group=groups[k] if groups else k, task_id=task.id, golds=task.golds,
-                                prompt=env.context, turns=[], records=[], metrics={}))
-        obs.append(o)
-    live = list(range(len(slots)))
-    while live:
-        contexts = [list(tokenizer.encode(obs[k]["context"], add_special_tokens=False)) for k in live]
+    prompts: dict[int, str] = {}
+
+    def policy(_observations: list[Any], infos: list[dict[str, Any]], live: list[int]) -> list[Completion]:
+        contexts = [list(info["context_ids"]) for info in infos]
         budgets = [
-            max(0, min(slots[k][0].max_turn_tokens, slots[k][0].context_budget - len(c)))
+            max(0, min(slots[k][0].max_turn_tokens, max_new_tokens or slots[k][0].max_turn_tokens,
+                       slots[k][0].context_budget - len(c)))
             for k, c in zip(live, contexts)
         ]
         gen, logp = sample_batch(model, contexts, budgets, stop, pad, temperature, generator)
-        still = []
-        for k, ctx, g, lp in zip(live, contexts, gen, logp):
-            env = slots[k][0]
-            text = tokenizer.decode(g, skip_special_tokens=True)
-            parsed = parse_turn(text)
-            trajs[k].turns.append(Turn(ctx, g, lp, memory_token_mask(tokenizer, g), parsed.mem))
-            o, _r, terminated, truncated, info = env.step(text)
-            if terminated or truncated:
-                trajs[k].metrics = dict(info["metrics"])
-                trajs[k].records = env.turns
-                trajs[k].transcript = list(info["transcript"])
-            else:
-                obs[k] = o
-                still.append(k)
-        live = still
+        return [Completion(g, lp) for g, lp in zip(gen, logp)]
+
+    def on_start(k: int, _task: Any) -> None:
+        prompts[k] = slots[k][0].context  # the fixed prompt: the first context of the episode
+
+    episodes = play_batch([(env, {"task_index": index}) for env, index in slots], policy, on_start=on_start)
+    trajs = []
+    for ep in episodes:
+        env = slots[ep.key][0]
+        task = env.task
+        assert task is not None
+        turns = [
+            Turn(list(t.prompt_ids or ()), list(t.completion_ids), list(t.logprobs or []),
+                 memory_token_mask(tokenizer, t.completion_ids), parse_turn(t.output).mem)
+            for t in ep.turns
+        ]
+        trajs.append(Trajectory(
+            group=groups[ep.key] if groups else ep.key, task_id=task.id, golds=task.golds, prompt=prompts[ep.key],
+            turns=turns, records=env.turns, metrics=dict(ep.info["metrics"]), transcript=list(ep.info["transcript"]),
+        ))
     return trajs
 
 
@@ -260,39 +268,37 @@ def answer_probability(
     max_tokens_per_batch: int = 8192,
 ) -> torch.Tensor:
     """P(answer | prefix) = exp( (1/|a|) Σ_j log p(a_j | prefix, a_<j) ): the geometric mean
-    of the policy's token probabilities of the gold answer (Eq. 5). Forward passes only."""
-    device = next(model.parameters()).device
+    of the policy's probabilities of the gold answer's tokens a_1..a_|a| (Eq. 5), nothing
+    else (no closing tag). Forward passes only, logits at the answer positions only."""
+    from mempo_agents.trainer.policy import completion_logprobs
+
     out = torch.zeros(len(prefixes))
-    order = sorted(range(len(prefixes)), key=lambda i: len(prefixes[i]) + len(targets[i]))
-    start = 0
-    while start < len(order):
-        width, end = 0, start
-        while end < len(order):
-            w = max(width, len(prefixes[order[end]]) + len(targets[order[end]]))
-            if end > start and w * (end - start + 1) > max_tokens_per_batch:
-                break
-            width, end = w, end + 1
-        chunk = order[start:end]
-        ids = torch.zeros((len(chunk), width), dtype=torch.long)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        tmask = torch.zeros((len(chunk), width), dtype=torch.bool)
-        for r, i in enumerate(chunk):
-            seq = list(prefixes[i]) + list(targets[i])
-            ids[r, : len(seq)] = torch.tensor(seq)
-            mask[r, : len(seq)] = 1
-            tmask[r, len(prefixes[i]): len(seq)] = True
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().cpu()
-        logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
-        tm = tmask[:, 1:].float()
-        mean_logp = (logp * tm).sum(-1) / tm.sum(-1).clamp(min=1)
-        out[torch.tensor(chunk)] = mean_logp.exp()
-        start = end
+    for chunk in _token_bounded_chunks([len(p) + len(t) for p, t in zip(prefixes, targets)], max_tokens_per_batch):
+        logp, mask = completion_logprobs(model, [prefixes[i] for i in chunk], [targets[i] for i in chunk])
+        mean_logp = logp.sum(-1) / mask.sum(-1).clamp(min=1)
+        out[torch.tensor(chunk)] = mean_logp.float().exp().cpu()
     return out
 
 
+def _token_bounded_chunks(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
+    """Indices grouped by length so that (rows x longest row) stays within ``max_tokens``."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    chunks: list[list[int]] = []
+    cur: list[int] = []
+    for i in order:
+        if cur and lengths[i] * (len(cur) + 1) > max_tokens:
+            chunks.append(cur)
+            cur = []
+        cur.append(i)
+    if cur:
+        chunks.append(cur)
+    return chunks
+
+
 def gold_answer_text(golds: Sequence[Sequence[str]]) -> str:
-    """The gold answer the memory must support: first alias per objective, ``a1; a2; …``."""
-    return "; ".join(g[0] for g in golds)
+    """The gold answer the memory must support: first alias per objective, ``a1 ; a2 ; …``
+    (the answer format the trained agent writes)."""
+    return " ; ".join(g[0] for g in golds)
 
 
 def memory_reward_inputs(
@@ -302,10 +308,11 @@ def memory_reward_inputs(
 
     ``q + mem_t`` = prompt + ``<mem>mem_t</mem>`` + ``<answer>``;
     ``q + history_<t`` = prompt + every turn before t with its information (the full
-    context the memory replaces) + ``<answer>``. The target is ``gold </answer>``.
+    context the memory replaces) + ``<answer>``. The target is the gold answer's tokens
+    alone, encoded on their own (``" " + gold``), so every row scores the same tokens.
     """
     enc = lambda s: list(tokenizer.encode(s, add_special_tokens=False))  # noqa: E731
-    answer = enc(" " + gold_answer_text(traj.golds) + " </answer>")
+    answer = enc(" " + gold_answer_text(traj.golds))
     rows = []
     full = FullContext()
     for t, turn in enumerate(traj.turns):
@@ -325,31 +332,57 @@ def memory_rewards(
     The second term is the baseline: a memory is rewarded for how much more (or less) it
     makes the gold answer likely than the full history it summarises.
     """
+    return memory_rewards_and_probabilities(model, trajs, tokenizer, max_tokens_per_batch)[0]
+
+
+def memory_rewards_and_probabilities(
+    model: torch.nn.Module, trajs: Sequence[Trajectory], tokenizer: Any, max_tokens_per_batch: int = 8192
+) -> tuple[list[dict[int, float]], list[float]]:
+    """:func:`memory_rewards` plus every P(answer | q, mem_t) it computed (for the curves)."""
     rows = [(i, *r) for i, tr in enumerate(trajs) for r in memory_reward_inputs(tr, tokenizer)]
     result: list[dict[int, float]] = [{} for _ in trajs]
     if not rows:
-        return result
+        return result, []
     prefixes = [r[2] for r in rows] + [r[3] for r in rows]
     targets = [r[4] for r in rows] * 2
     probs = answer_probability(model, prefixes, targets, max_tokens_per_batch)
     n = len(rows)
     for j, (i, t, *_rest) in enumerate(rows):
         result[i][t] = float(probs[j] - probs[n + j])
-    return result
+    return result, [float(p) for p in probs[:n]]
 
 
 def memory_advantages(
-    rewards: Sequence[dict[int, float]], groups: Sequence[int], norm: str = "turn"
+    rewards: Sequence[dict[int, float]],
+    groups: Sequence[int],
+    norm: str = "turn",
+    trajectory_rewards: Sequence[float] | None = None,
+    flat_groups: str = "apply",
 ) -> list[dict[int, float]]:
     """A^M_{i,t}: R^M normalised within the group (Eq. 5).
 
     ``norm="turn"`` (default): over the group members that wrote a memory at the same turn
     index t, so early and late memories (which differ in how much they must hold) are not
     compared. ``norm="group"``: over all memories written in the group.
+
+    ``flat_groups``: what a group whose trajectory rewards R^T are all equal (so A^T = 0:
+    all failed, say) does with its memory advantage. ``"apply"`` keeps it (the paper's
+    rule: the memory term then moves ``<mem>`` tokens on its own); ``"skip"`` sets it to 0,
+    so a group with no trajectory signal does not update at all.
     """
+    if flat_groups not in ("apply", "skip"):
+        raise ValueError(f"flat_groups must be 'apply' or 'skip', got {flat_groups!r}")
+    if flat_groups == "skip" and trajectory_rewards is None:
+        raise ValueError("flat_groups='skip' needs trajectory_rewards")
     adv: list[dict[int, float]] = [{} for _ in rewards]
     for g in sorted(set(groups)):
         members = [i for i, gi in enumerate(groups) if gi == g]
+        if flat_groups == "skip" and trajectory_rewards is not None:
+            values = [float(trajectory_rewards[i]) for i in members]
+            if max(values) - min(values) < 1e-6:
+                for i in members:
+                    adv[i] = {t: 0.0 for t in rewards[i]}
+                continue
         if norm == "turn":
             keys = sorted({t for i in members for t in rewards[i]})
             buckets = [[(i, t) for i in members if t in rewards[i]] for t in keys]
@@ -382,13 +415,18 @@ def token_advantages(
 # =============================================================================================
 @dataclass
 class TrainSequence:
-    """One turn ready for the loss: ids, loss mask (generated tokens only) and per-token terms."""
+    """One turn ready for the loss: the env-inserted context (no loss), the generated ids
+    (loss) and their per-token terms."""
 
-    input_ids: list[int]
-    loss_mask: list[bool]  # False on env-inserted context tokens
-    old_logprobs: list[float]  # per generated token
+    context_ids: list[int]
+    generated_ids: list[int]
+    old_logprobs: list[float]  # per generated token, as sampled (diagnostics; see update_policy)
     advantages: list[float]  # per generated token
     weight: float  # 1 / (G · |o_i|): per-trajectory length normalisation
+
+    @property
+    def length(self) -> int:
+        return len(self.context_ids) + len(self.generated_ids)
 
 
 def build_sequences(
@@ -410,19 +448,10 @@ def build_sequences(
             a_m = mem_adv[i].get(t) if mem_adv is not None else None
             adv = token_advantages(turn, float(traj_adv[i]), a_m, memory_weight)
             seqs.append(TrainSequence(
-                input_ids=turn.context_ids + turn.generated_ids,
-                loss_mask=[False] * len(turn.context_ids) + [True] * len(turn.generated_ids),
+                context_ids=list(turn.context_ids), generated_ids=list(turn.generated_ids),
                 old_logprobs=list(turn.old_logprobs), advantages=adv.tolist(), weight=1.0 / (G * n_gen),
             ))
     return seqs
-
-
-def sequence_logprobs(
-    model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, temperature: float = 1.0
-) -> torch.Tensor:
-    """log π(x_j | x_<j) for j = 1..L-1 (right-padded batch); shape ``(B, L-1)``."""
-    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()
-    return torch.log_softmax(logits / temperature, dim=-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
 
 
 def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
@@ -457,6 +486,7 @@ def mempo_loss(
     All tensors are ``(B, L)`` over token positions; ``mask`` selects generated tokens
     (env-inserted tokens never receive loss) and ``weight`` (B,) holds 1/(G·|o_i|) of each
     sequence's trajectory, so the sum over all mini-batches is the full objective.
+    Token positions are those of :func:`~mempo_agents.trainer.policy.completion_logprobs`.
     """
     mask_f = mask.float()
     surr = clipped_surrogate(logp, old_logp, adv, clip_eps)
@@ -479,41 +509,19 @@ def mempo_loss(
     return loss, stats
 
 
-def pad_sequences(seqs: Sequence[TrainSequence], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad a minibatch; per-token tensors are aligned to positions 1..L-1 (the targets)."""
-    width = max(len(s.input_ids) for s in seqs)
-    B = len(seqs)
-    ids = torch.full((B, width), pad_id, dtype=torch.long)
-    attn = torch.zeros((B, width), dtype=torch.long)
-    mask = torch.zeros((B, width - 1), dtype=torch.bool)
-    old = torch.zeros((B, width - 1))
-    adv = torch.zeros((B, width - 1))
-    for r, s in enumerate(seqs):
-        L = len(s.input_ids)
-        ids[r, :L] = torch.tensor(s.input_ids)
-        attn[r, :L] = 1
-        gen = torch.tensor(s.loss_mask[1:], dtype=torch.bool)
-        mask[r, : L - 1] = gen
-        pos = torch.nonzero(gen).squeeze(-1)
-        old[r, pos] = torch.tensor(s.old_logprobs)
-        adv[r, pos] = torch.tensor(s.advantages)
-    weight = torch.tensor([s.weight for s in seqs])
-    return {"input_ids": ids, "attention_mask": attn, "mask": mask, "old_logp": old, "adv": adv, "weight": weight}
+def right_aligned(rows: Sequence[Sequence[float]], width: int) -> torch.Tensor:
+    """Per-token values placed in the last ``len(row)`` columns (as :func:`completion_logprobs` lays
+    out completion tokens)."""
+    out = torch.zeros((len(rows), width))
+    for r, row in enumerate(rows):
+        if row:
+            out[r, width - len(row):] = torch.tensor(list(row), dtype=torch.float32)
+    return out
 
 
 def minibatches(seqs: Sequence[TrainSequence], max_tokens: int) -> list[list[TrainSequence]]:
     """Length-sorted minibatches of at most ``max_tokens`` padded tokens (one sequence minimum)."""
-    ordered = sorted(seqs, key=lambda s: len(s.input_ids))
-    out: list[list[TrainSequence]] = []
-    cur: list[TrainSequence] = []
-    for s in ordered:
-        if cur and len(s.input_ids) * (len(cur) + 1) > max_tokens:
-            out.append(cur)
-            cur = []
-        cur.append(s)
-    if cur:
-        out.append(cur)
-    return out
+    return [[seqs[i] for i in chunk] for chunk in _token_bounded_chunks([s.length for s in seqs], max_tokens)]
 
 
 # =============================================================================================
@@ -552,17 +560,37 @@ def collect_rollouts(
     cfg: Any,
     generator: torch.Generator | None = None,
 ) -> tuple[list[Trajectory], list[TrainSequence], list[dict[int, float]]]:
-    """Rollouts → R^T, A^T → R^M (Eq. 4; always measured, for logging) → A^M (Eq. 5, MemPO
-    only) → per-token advantages (Eq. 9) as :class:`TrainSequence` s."""
+    """Rollouts → R^T, A^T → R^M (Eq. 4; only when MemPO uses it or ``cfg.log_memory_reward``)
+    → A^M (Eq. 5, MemPO only) → per-token advantages (Eq. 9) as :class:`TrainSequence` s."""
     policy.eval()
-    trajs = run_episodes(policy, tokenizer, slots, cfg.temperature, groups, generator)
+    trajs = run_episodes(policy, tokenizer, slots, cfg.temperature, groups, generator, cfg.max_new_tokens)
     for tr in trajs:
         tr.reward = trajectory_reward(tr.metrics, cfg.reward_metric, cfg.format_penalty)
-    a_traj = trajectory_advantages([t.reward for t in trajs], groups)
-    r_mem = memory_rewards(policy, trajs, tokenizer, cfg.minibatch_tokens)
-    a_mem = memory_advantages(r_mem, groups, cfg.memory_norm) if cfg.use_memory_reward else None
+    rewards = [t.reward for t in trajs]
+    a_traj = trajectory_advantages(rewards, groups)
+    r_mem: list[dict[int, float]] = [{} for _ in trajs]
+    if cfg.use_memory_reward or cfg.log_memory_reward:
+        r_mem, p_mem = memory_rewards_and_probabilities(policy, trajs, tokenizer, cfg.minibatch_tokens)
+        for tr in trajs:  # mean P(answer | q, mem) of the batch, for the training curves
+            tr.metrics["p_answer_given_mem"] = float(np.mean(p_mem)) if p_mem else 0.0
+    a_mem = (memory_advantages(r_mem, groups, cfg.memory_norm, rewards, cfg.memory_flat_groups)
+             if cfg.use_memory_reward else None)
     seqs = build_sequences(trajs, a_traj, a_mem, cfg.memory_weight if cfg.use_memory_reward else 0.0)
     return trajs, seqs, r_mem
+
+
+def _equalised(batches: list[list[TrainSequence]], accelerator: Any) -> list[list[TrainSequence]]:
+    """Pad the minibatch list so every process runs (and all-reduces) the same number of times.
+
+    Padding minibatches hold one zero-weight sequence: their forward/backward touches every
+    parameter (as DDP requires) and adds exactly 0 to the gradient.
+    """
+    if accelerator.num_processes == 1:
+        return batches
+    count = torch.tensor([len(batches)], device=accelerator.device)
+    target = int(accelerator.gather(count).max())
+    filler = TrainSequence([0], [0], [0.0], [0.0], 0.0)
+    return batches + [[filler] for _ in range(target - len(batches))]
 
 
 def update_policy(
@@ -576,33 +604,58 @@ def update_policy(
     scheduler: Any = None,
 ) -> dict[str, float]:
     """``cfg.ppo_epochs`` optimizer steps of Eq. 10 on one batch (gradients accumulated over
-    token-bounded minibatches, so each step uses the whole batch)."""
-    batches = [pad_sequences(mb, pad_id) for mb in minibatches(seqs, cfg.minibatch_tokens)]
-    device = accelerator.device
-    if ref_policy is not None and cfg.kl_beta > 0:
-        with torch.no_grad():
-            for b in batches:
-                b["ref_logp"] = sequence_logprobs(
-                    ref_policy, b["input_ids"].to(device), b["attention_mask"].to(device), cfg.temperature
-                ).cpu()
+    token-bounded minibatches, so each step uses the whole batch).
+
+    One precision for every log-prob: old (π_old), reference and new log-probs all come from
+    :func:`~mempo_agents.trainer.policy.completion_logprobs` under the same autocast. With
+    ``ppo_epochs == 1`` the policy has not moved since sampling, so π_old = π exactly
+    (``logp.detach()``: ratio 1, nothing clipped); with more epochs π_old is one no-grad pass
+    before the first update. The sampler's own log-probs (KV-cached decoding) are kept only
+    to report their gap (``sampler_logprob_gap``).
+    """
+    from mempo_agents.trainer.policy import completion_logprobs
+
+    batches = _equalised(minibatches(seqs, cfg.minibatch_tokens), accelerator)
+
+    def logprobs(model: torch.nn.Module, mb: Sequence[TrainSequence]) -> tuple[torch.Tensor, torch.Tensor]:
+        with accelerator.autocast():
+            return completion_logprobs(model, [s.context_ids for s in mb], [s.generated_ids for s in mb],
+                                       cfg.temperature, pad_id)
+
+    fixed: list[dict[str, torch.Tensor]] = []
+    with torch.no_grad():
+        for mb in batches:
+            terms: dict[str, torch.Tensor] = {}
+            if ref_policy is not None and cfg.kl_beta > 0:
+                terms["ref"] = logprobs(ref_policy, mb)[0]
+            if cfg.ppo_epochs > 1:
+                terms["old"] = logprobs(policy, mb)[0]
+            fixed.append(terms)
     policy.train()
-    stats = {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "grad_norm": 0.0}
+    stats = {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "grad_norm": 0.0, "sampler_logprob_gap": 0.0}
     n_tok = max(1.0, float(sum(len(s.advantages) for s in seqs)))
-    for _epoch in range(cfg.ppo_epochs):
+    device = accelerator.device
+    for epoch in range(cfg.ppo_epochs):
         optimizer.zero_grad(set_to_none=True)
-        for b in batches:
-            with accelerator.autocast():
-                logp = sequence_logprobs(policy, b["input_ids"].to(device), b["attention_mask"].to(device), cfg.temperature)
-            loss, st = mempo_loss(
-                logp, b["old_logp"].to(device), b["ref_logp"].to(device) if "ref_logp" in b else None,
-                b["adv"].to(device), b["mask"].to(device), b["weight"].to(device), cfg.clip_eps, cfg.kl_beta,
-            )
-            accelerator.backward(loss)
+        for j, (mb, terms) in enumerate(zip(batches, fixed)):
+            last = j == len(batches) - 1
+            sync = accelerator.no_sync(policy) if (accelerator.num_processes > 1 and not last) else contextlib.nullcontext()
+            with sync:
+                logp, mask = logprobs(policy, mb)
+                width = mask.shape[1]
+                adv = right_aligned([s.advantages for s in mb], width).to(device)
+                weight = torch.tensor([s.weight for s in mb], device=device)
+                old = terms["old"] if "old" in terms else logp.detach()
+                loss, st = mempo_loss(logp, old, terms.get("ref"), adv, mask, weight, cfg.clip_eps, cfg.kl_beta)
+                accelerator.backward(loss)
             stats["loss"] += float(loss.detach()) / cfg.ppo_epochs
             stats["kl"] += st["kl"] * st["tokens"] / (cfg.ppo_epochs * n_tok)
             stats["clip_frac"] += st["clip_frac"] * st["tokens"] / (cfg.ppo_epochs * n_tok)
+            if epoch == 0:
+                sampled = right_aligned([s.old_logprobs for s in mb], width).to(device)
+                stats["sampler_logprob_gap"] += float(((logp.detach() - sampled).abs() * mask).sum()) / n_tok
         if batches:
-            norm = accelerator.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+            norm = accelerator.clip_grad_norm_([p for p in policy.parameters() if p.requires_grad], cfg.max_grad_norm)
             stats["grad_norm"] += float(norm) / cfg.ppo_epochs
             optimizer.step()
             if scheduler is not None:
@@ -638,6 +691,7 @@ def rl_step(
         "tokens_generated": mean("tokens_generated"),
         "turns": float(np.mean([len(t.turns) for t in trajs])) if trajs else 0.0,
         "memory_reward": float(np.mean(mem_values)) if mem_values else 0.0,
+        "p_answer_given_mem": mean("p_answer_given_mem"),
         **stats,
     }
 
@@ -699,11 +753,13 @@ def train_rl(
 
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision)
     ref_policy = None
-    if cfg.kl_beta > 0:
-        ref_policy = copy.deepcopy(policy).to(accelerator.device).eval()
+    if cfg.kl_beta > 0:  # the frozen start policy, prepared like the policy (device, precision)
+        ref_policy = copy.deepcopy(policy).eval()
         for p in ref_policy.parameters():
             p.requires_grad_(False)
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        ref_policy = accelerator.prepare_model(ref_policy, evaluation_mode=True)
+    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
     warm = max(1, cfg.warmup_steps)

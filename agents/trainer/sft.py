@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from mempo_gym.agent import Agent
 from mempo_gym.rollout import play_batch
@@ -89,21 +88,17 @@ def token_batches(demos: Sequence[Demonstration], batch_tokens: int, rng: random
     return out
 
 
-def sft_loss(model: torch.nn.Module, batch: Sequence[Demonstration], pad_id: int, device: Any) -> tuple[torch.Tensor, int]:
-    """Mean NLL over output tokens; context tokens (prompt, memory shown, information) get no loss."""
-    width = max(len(d.context_ids) + len(d.output_ids) for d in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    attn = torch.zeros((len(batch), width), dtype=torch.long)
-    labels = torch.full((len(batch), width), -100, dtype=torch.long)
-    for r, d in enumerate(batch):
-        seq = list(d.context_ids) + list(d.output_ids)
-        ids[r, : len(seq)] = torch.tensor(seq)
-        attn[r, : len(seq)] = 1
-        labels[r, len(d.context_ids): len(seq)] = torch.tensor(d.output_ids)
-    logits = model(input_ids=ids.to(device), attention_mask=attn.to(device)).logits[:, :-1].float()
-    target = labels[:, 1:].to(device)
-    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1), ignore_index=-100)
-    return loss, int((target != -100).sum())
+def sft_loss(model: torch.nn.Module, batch: Sequence[Demonstration], pad_id: int, device: Any = None) -> tuple[torch.Tensor, int]:
+    """Mean NLL over output tokens; context tokens (prompt, memory shown, information) get no loss.
+
+    Scored with :func:`~mempo_agents.trainer.policy.completion_logprobs`, so logits are
+    computed at output positions only.
+    """
+    from mempo_agents.trainer.policy import completion_logprobs
+
+    logp, mask = completion_logprobs(model, [d.context_ids for d in batch], [d.output_ids for d in batch], pad_id=pad_id)
+    n = int(mask.sum())
+    return -logp.sum() / max(1, n), n
 
 
 def sft_train(
@@ -135,16 +130,14 @@ def sft_train(
         batches += token_batches(demos, batch_tokens, rng)
     total = max(1, math.ceil(epochs * len(token_batches(demos, batch_tokens, random.Random(seed)))))
     batches = batches[:total]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
     warm = max(1, int(warmup_frac * total))
     started = time.perf_counter()
 
     def schedule(s: int) -> float:
-        """Linear warm-up, then cosine decay over the run's progress (steps or, if sooner, time)."""
-        progress = s / total
-        if time_limit_s:
-            progress = max(progress, (time.perf_counter() - started) / time_limit_s)
-        return min((s + 1) / warm, 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+        """Linear warm-up, then cosine decay over the planned steps. The schedule follows steps,
+        never wall time: on a shared machine a time-based schedule decays to ~0 within a few steps."""
+        return min((s + 1) / warm, 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     model, optimizer = accelerator.prepare(model, optimizer)
