@@ -20,7 +20,6 @@ factory's keyword arguments must be the keys its manager's ``describe()`` record
 from __future__ import annotations
 
 from functools import partial
-from importlib.metadata import entry_points
 from typing import Any, Callable, Mapping
 
 from mempo_gym.core.context import ContextManager, ExternalMemory, FullContext, SelfMemory, SlidingWindow, ThinkStateMemory
@@ -67,6 +66,8 @@ def register_memory(name: str, factory: MemoryFactory, *, overwrite: bool = Fals
 
 def registered_memories() -> dict[str, MemoryFactory | Any]:
     """Factories by name: built-ins, then entry points (not loaded yet), then run-time ones."""
+    from importlib.metadata import entry_points
+
     found: dict[str, Any] = dict(_BUILTINS)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         found.setdefault(ep.name, ep)

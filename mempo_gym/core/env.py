@@ -280,7 +280,7 @@ class MemoryEnv(gym.Env):
             return self._finish_turn(end)
         if isinstance(action, str):
             text = self._turn_text(action)
-            end = self._push_turn(self.tokenizer.encode(text, add_special_tokens=False))
+            end = self._push_turn(self.token_counter.ids(text))
             output = self._decode_turn()
             self._altered = _altered(text, output, end)
             if self._altered and self.unrepresentable == "error":

@@ -9,14 +9,12 @@ agent's :meth:`~mempo_gym.agent.Agent.act_batch` is called once per round.
 from __future__ import annotations
 
 import datetime as _dt
-import shlex
 import sys
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import gymnasium as gym
-from tqdm.auto import tqdm
 
 from mempo_gym.agent import Agent, EpisodeFailure
 from mempo_gym.harness.envs import core_env, make_env
@@ -32,6 +30,7 @@ from mempo_gym.version import __version__
 
 if TYPE_CHECKING:
     import pandas as pd
+    from tqdm import tqdm
 
 #: Config keys that may differ when a run is resumed (everything else must match).
 RESUMABLE_KEYS = frozenset({"command", "created_at", "episodes", "batch_size", "resumed"})
@@ -71,7 +70,7 @@ def _build_config(
         "format_version": RUN_FORMAT_VERSION,
         "mempo_gym_version": __version__,
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": shlex.join(sys.argv),
+        "command": _shlex_join(sys.argv),
         "envs": env_entries,
         "tokenizer": first.get("tokenizer"),
         "prompts_version": first.get("prompts_version", PROMPTS_VERSION),
@@ -81,6 +80,12 @@ def _build_config(
         "task_order": task_order,
         "batch_size": int(batch_size),
     }
+
+
+def _shlex_join(argv: Sequence[str]) -> str:
+    import shlex
+
+    return shlex.join(argv)
 
 
 def config_identity(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -202,6 +207,8 @@ def evaluate(
         records = list(done)
         writer = EpisodeWriter(out_dir / EPISODES_FILE) if out_dir is not None else None
         total = episodes * len(env_ids)
+        from tqdm.auto import tqdm  # not at import time (it pulls in asyncio and ssl)
+
         bar = tqdm(total=total, initial=min(len(finished), total), disable=not progress,
                    desc=getattr(agent, "name", "agent"), unit="ep", dynamic_ncols=True)
         try:
@@ -222,7 +229,7 @@ def evaluate(
     return _frame(records)
 
 
-def _show(bar: tqdm, records: Sequence[Mapping[str, Any]]) -> None:
+def _show(bar: "tqdm", records: Sequence[Mapping[str, Any]]) -> None:
     done = [r for r in records if not is_failed(r)]
     if records and not bar.disable:
         f1 = sum(float(r.get("f1") or 0.0) for r in done) / max(len(done), 1)
@@ -233,7 +240,7 @@ def _show(bar: tqdm, records: Sequence[Mapping[str, Any]]) -> None:
 def _run_env(
     env_id: str, first_env: gym.Env, kwargs: Mapping[str, Any], agent: Agent, seed: int,
     batch_size: int, pending: deque[int], writer: EpisodeWriter | None,
-    records: list[dict[str, Any]], bar: tqdm, task_order: str = DEFAULT_TASK_ORDER,
+    records: list[dict[str, Any]], bar: "tqdm", task_order: str = DEFAULT_TASK_ORDER,
 ) -> None:
     """Step up to ``batch_size`` episodes of one env id together until ``pending`` is empty
     (the shared loop of :func:`mempo_gym.rollout.rollout`)."""
