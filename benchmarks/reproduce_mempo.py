@@ -170,7 +170,7 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
 RL_SCHEDULE = [[0, [1, 2]], [2, [1, 2, 4]], [6, [1, 2, 4, 8]]]  # curriculum over k (first step, ks)
 
 
-def rl_config(stage: str, init: Path, preset: Preset, seed: int, flat_groups: str) -> Any:
+def rl_config(stage: str, init: Path, preset: Preset, seed: int, flat_groups: str, minibatch_tokens: int = 4096) -> Any:
     """The RL settings. Paper-faithful: EM reward with format validity (an invalid or unanswered
     episode scores 0), group-relative advantages, clipped surrogate (eps 0.2), k3 KL to the
     start policy, memory weight 1. CPU recipe: LoRA instead of full fine-tuning, a group of 4
@@ -182,7 +182,8 @@ def rl_config(stage: str, init: Path, preset: Preset, seed: int, flat_groups: st
         stage=stage, init_model=str(init), group_size=preset.group_size, tasks_per_step=preset.tasks_per_step,
         steps=preset.rl_steps, reward_metric="em", format_penalty=0.0, memory_weight=1.0, memory_norm="turn",
         memory_flat_groups=flat_groups, log_memory_reward=stage == "mempo", clip_eps=0.2, kl_beta=0.01, ppo_epochs=1,
-        temperature=1.0, max_new_tokens=96, lr=1e-4, warmup_steps=1, mixed_precision="bf16", minibatch_tokens=4096, seed=seed,
+        temperature=1.0, max_new_tokens=96, lr=1e-4, warmup_steps=1, mixed_precision="bf16",
+        minibatch_tokens=minibatch_tokens, seed=seed,
         objectives_schedule=RL_SCHEDULE, lora_rank=LORA_RANK, output_dir="", save_every=0,
     )
 
@@ -200,7 +201,7 @@ def stage_rl(args: argparse.Namespace, preset: Preset) -> Path:
     record_command(out, init)
     log = out / "log.jsonl"
     started = time.process_time()
-    cfg = rl_config(args.rl_stage, init, preset, args.seed, args.flat_groups)
+    cfg = rl_config(args.rl_stage, init, preset, args.seed, args.flat_groups, args.minibatch_tokens)
     cfg.save(out / "config.yaml")
     tokenizer = load_hf_tokenizer()
     policy = load_policy_model(init, trainable=True)
@@ -229,10 +230,10 @@ def make_eval_agent(model: str, out: Path) -> Any:
         return make_agent("oracle")
     if model == "base":  # the untrained embedded model, prompted (chat template on)
         return make_agent("mempo", model="smollm2-135m-instruct", max_new_tokens=128, dtype="bfloat16")
-    if model == "full-context":
-        return make_agent("full-context", model=str(shipped(out / "sft-full")), max_new_tokens=128,
-                          dtype="bfloat16")
-    folder = {"sft": "sft-self"}.get(model, model)
+    if model.startswith("full-context"):  # "full-context" (final SFT) or "full-context-r1" (first round)
+        folder = out / ("sft-full" + model[len("full-context"):])
+        return make_agent("full-context", model=str(shipped(folder)), max_new_tokens=128, dtype="bfloat16")
+    folder = {"sft": "sft-self", "sft-r1": "sft-self-r1"}.get(model, model)
     return make_agent("mempo", model=str(shipped(out / folder)), max_new_tokens=128, dtype="bfloat16")
 
 
@@ -287,11 +288,44 @@ def stage_table(args: argparse.Namespace) -> None:
             continue
         rows.append({"model": model, "k": int(k), "n": len(eps), **summary(eps)})
     rows.sort(key=lambda r: (MODEL_ORDER.index(r["model"]) if r["model"] in MODEL_ORDER else 99, r["k"]))
-    (Path(args.out) / "results.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
-    print(markdown_table(rows))
+    out = Path(args.out)
+    curves = {name: [json.loads(line) for line in (out / name / "log.jsonl").read_text().splitlines()
+                     if '"step"' in line] for name in ("grpo", "mempo", "mempo-apply") if (out / name / "log.jsonl").is_file()}
+    (out / "results.json").write_text(json.dumps({"table": rows, "curves": curves}, indent=2), encoding="utf-8")
+    text = markdown_table(rows)
+    print(text)
+    if args.results:
+        write_results(Path(args.results), out, text, curves)
 
 
-MODEL_ORDER = ["base", "sft", "grpo", "mempo", "mempo-apply", "full-context", "oracle"]
+def write_results(path: Path, out: Path, table: str, curves: dict[str, list[dict[str, Any]]]) -> None:
+    """The results file: the table, the RL curves, the commands and CPU time of every stage."""
+    lines = ["# MemPO on the embedded SmolLM2-135M (CPU): results", "",
+             "Written by `python benchmarks/reproduce_mempo.py table --out runs/repro --results <this file>`.", "",
+             "## Held-out evaluation (registered SynthWiki envs, test world; greedy; each task once)", "", table, ""]
+    lines += ["## RL curves (per step: trajectory reward R^T = EM, mean P(answer | q, mem), memory reward R^M)", "",
+              "| run | step | R^T | EM | P(answer given mem) | R^M | KL | grad norm | CPU s |", "|" + "---|" * 9]
+    for name, rows in curves.items():
+        for r in rows:
+            lines.append(f"| {name} | {r['step']} | {r['reward']:.3f} | {r['em']:.3f} | {r['p_answer_given_mem']:.3f} | "
+                         f"{r['memory_reward']:.4f} | {r['kl']:.5f} | {r['grad_norm']:.3f} | {r['cpu_s']:.0f} |")
+    lines += ["", "## Commands and CPU time", ""]
+    for stage_dir in sorted(out.iterdir()):
+        if (stage_dir / "COMMAND.txt").is_file():
+            log = [json.loads(x) for x in (stage_dir / "log.jsonl").read_text().splitlines()] if (stage_dir / "log.jsonl").is_file() else []
+            cpu = max((float(r.get("cpu_s", 0.0)) for r in log), default=0.0)
+            lines += [f"### {stage_dir.name} ({cpu / 60:.1f} CPU-min in its last command)", "", "```",
+                      (stage_dir / "COMMAND.txt").read_text(encoding="utf-8").strip(), "```", ""]
+    evals = out / "eval" / "log.jsonl"
+    if evals.is_file():
+        rows = [json.loads(x) for x in evals.read_text().splitlines()]
+        lines += ["### evaluation CPU time", "", "| model | k | episodes | CPU s |", "|---|---|---|---|"]
+        lines += [f"| {r['model']} | {r['k']} | {r['episodes']} | {r['cpu_s']:.0f} |" for r in rows]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+MODEL_ORDER = ["base", "sft-r1", "sft", "grpo", "mempo", "mempo-apply", "full-context-r1", "full-context", "oracle"]
 COLUMNS = ("f1", "em", "tokens_total", "tokens_peak", "tokens_generated", "turns", "malformed_turns")
 
 
@@ -338,6 +372,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--name", default="", help="sft: output folder name (default sft-MEMORY)")
     parser.add_argument("--sft-steps", type=int, default=0, help="sft: optimizer steps (default: the preset's)")
     parser.add_argument("--sft-lr", type=float, default=0.0, help="sft: peak learning rate (default 6e-4)")
+    parser.add_argument("--minibatch-tokens", type=int, default=4096,
+                        help="rl: tokens per forward pass (memory only: gradients are accumulated over the batch)")
+    parser.add_argument("--results", default="", help="table: also write the results Markdown file here")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
