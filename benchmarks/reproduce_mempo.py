@@ -307,8 +307,11 @@ def write_results(path: Path, out: Path, table: str, curves: dict[str, list[dict
               "| run | step | R^T | EM | P(answer given mem) | R^M | KL | grad norm | CPU s |", "|" + "---|" * 9]
     for name, rows in curves.items():
         for r in rows:
-            lines.append(f"| {name} | {r['step']} | {r['reward']:.3f} | {r['em']:.3f} | {r['p_answer_given_mem']:.3f} | "
-                         f"{r['memory_reward']:.4f} | {r['kl']:.5f} | {r['grad_norm']:.3f} | {r['cpu_s']:.0f} |")
+            measured = name != "grpo"  # GRPO runs with log_memory_reward off: R^M is not computed
+            p_mem = f"{r['p_answer_given_mem']:.3f}" if measured else "n/a"
+            r_mem = f"{r['memory_reward']:.4f}" if measured else "n/a"
+            lines.append(f"| {name} | {r['step']} | {r['reward']:.3f} | {r['em']:.3f} | {p_mem} | {r_mem} | "
+                         f"{r['kl']:.5f} | {r['grad_norm']:.3f} | {r['cpu_s']:.0f} |")
     lines += ["", "## Commands and CPU time", ""]
     for stage_dir in sorted(out.iterdir()):
         if (stage_dir / "COMMAND.txt").is_file():
@@ -325,7 +328,8 @@ def write_results(path: Path, out: Path, table: str, curves: dict[str, list[dict
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-MODEL_ORDER = ["base", "sft-r1", "sft", "grpo", "mempo", "mempo-apply", "full-context-r1", "full-context", "oracle"]
+MODEL_ORDER = ["base", "sft-r1", "sft", "sft-temp0.7", "grpo", "mempo", "mempo-apply", "full-context-r1", "full-context",
+               "oracle"]
 COLUMNS = ("f1", "em", "tokens_total", "tokens_peak", "tokens_generated", "turns", "malformed_turns")
 
 
