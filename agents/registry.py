@@ -1,4 +1,4 @@
-"""Factories behind the ``mempo_gym.agents`` entry points (see ``setup.py``).
+"""Factories behind the ``mempo_gym.agents`` entry points (declared in ``pyproject.toml``).
 
 ``model=`` chooses the backend of LLM agents:
 
