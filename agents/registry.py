@@ -57,18 +57,26 @@ def resolve_model(model: Any) -> Any:
     return model
 
 
+def _checkpoint_json(model: Any, filename: str) -> tuple[Path, Any] | None:
+    """``(path, parsed JSON)`` of ``filename`` in a local checkpoint folder, or ``None``."""
+    if not isinstance(model, (str, Path)) or _URL.match(str(model)):
+        return None
+    path = Path(model) / filename
+    if not path.is_file():
+        return None
+    try:
+        return path, json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); fix or delete it") from None
+
+
 def checkpoint_backend_options(model: Any) -> dict[str, Any]:
     """Backend settings a local checkpoint was trained with (``mempo_agent.json`` ``backend``),
     e.g. ``{"chat_template": false}`` for a model trained on the env's raw contexts."""
-    if not isinstance(model, (str, Path)) or _URL.match(str(model)):
+    found = _checkpoint_json(model, AGENT_SETTINGS_FILE)
+    if found is None:
         return {}
-    path = Path(model) / AGENT_SETTINGS_FILE
-    if not path.is_file():
-        return {}
-    try:
-        settings = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}); fix or delete it") from None
+    path, settings = found
     backend = settings.get("backend", {}) if isinstance(settings, dict) else None
     if not isinstance(backend, dict):
         raise ValueError(f"{path} must hold a JSON object with a 'backend' object")
@@ -78,18 +86,13 @@ def checkpoint_backend_options(model: Any) -> dict[str, Any]:
 def checkpoint_env_kwargs(model: Any) -> dict[str, Any]:
     """Env settings a local checkpoint was trained with (its ``mempo_env.json``), paths made absolute.
 
-    A checkpoint trained on a particular tokenizer or task distribution (e.g. the tiny
-    SynthWiki model) records them so agents built on it ask the env for the same.
+    A checkpoint trained on a particular tokenizer or task distribution records them so
+    agents built on it ask the env for the same.
     """
-    if not isinstance(model, (str, Path)) or _URL.match(str(model)):
+    found = _checkpoint_json(model, CHECKPOINT_ENV_FILE)
+    if found is None:
         return {}
-    path = Path(model) / CHECKPOINT_ENV_FILE
-    if not path.is_file():
-        return {}
-    try:
-        settings = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}); fix or delete it") from None
+    path, settings = found
     if not isinstance(settings, dict):
         raise ValueError(f"{path} must hold a JSON object of gym.make keyword arguments")
     if isinstance(settings.get("tokenizer"), str):
