@@ -328,33 +328,35 @@ def test_leaderboard_markdown_html_and_chromium(tmp_path: Path) -> None:
     assert [r[0] for r in _table_rows(page)] == ["1", "2", "control"]  # as written: ranked by F1, control last
 
 
-def _table_rows(document: str) -> list[list[str]]:
-    """``data-v`` values of each body row of the first leaderboard table."""
+def _table_rows(document: str, holding: str = "Gold") -> list[list[str]]:
+    """``data-v`` values of each body row of the leaderboard table that lists ``holding``
+    (each settings group has its own table)."""
     from html.parser import HTMLParser
 
-    class Rows(HTMLParser):
+    class Tables(HTMLParser):
         def __init__(self) -> None:
             super().__init__()
-            self.rows: list[list[str]] = []
+            self.tables: list[list[list[str]]] = []
             self.in_body = self.in_table = False
 
         def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-            if tag == "table" and "board" in (dict(attrs).get("class") or "") and not self.rows:
+            if tag == "table" and "board" in (dict(attrs).get("class") or ""):
                 self.in_table = True
-            elif tag == "tbody" and self.in_table and not self.rows:
+                self.tables.append([])
+            elif tag == "tbody" and self.in_table:
                 self.in_body = True
             elif tag == "tr" and self.in_body:
-                self.rows.append([])
+                self.tables[-1].append([])
             elif tag == "td" and self.in_body:
-                self.rows[-1].append(dict(attrs).get("data-v") or "")
+                self.tables[-1][-1].append(dict(attrs).get("data-v") or "")
 
         def handle_endtag(self, tag: str) -> None:
             if tag == "tbody":
                 self.in_body = self.in_table = False
 
-    parser = Rows()
+    parser = Tables()
     parser.feed(document)
-    return parser.rows
+    return next(rows for rows in parser.tables if any(holding in row for row in rows))
 
 
 def test_reference_oracle_on_synthwiki_is_accepted_with_perfect_score(tmp_path: Path) -> None:
