@@ -71,11 +71,6 @@ def plan_question(index: int, question: Question) -> _Plan:
     return _Plan(titles, entries, f"{n} : {titles[0]}")
 
 
-def query_of(entry: str) -> str:
-    """The name an open entry asks to look up next: its last comma/colon field."""
-    return entry.split(" , ")[-1].split(" : ", 1)[-1]
-
-
 class CompactOracleAgent(Agent):
     """Solves SynthWiki questions from their supporting documents with a compact memory.
 

@@ -72,21 +72,26 @@ def sha256_file(path: Path | str, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def write_json_atomic(path: Path, value: Any) -> None:
-    """Write JSON to ``path`` via a fsync-ed temporary file and an atomic rename."""
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a fsync-ed temporary file (mode 0644) and an atomic rename."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         os.fchmod(fd, 0o644)  # mkstemp creates 0600; run files are meant to be shared
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(value, fh, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
-            fh.write("\n")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    """Write JSON to ``path`` via a fsync-ed temporary file and an atomic rename."""
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def read_config(run_dir: Path | str) -> dict[str, Any]:
@@ -187,17 +192,7 @@ def drop_failed(path: Path | str, records: list[dict[str, Any]]) -> list[dict[st
     if len(kept) == len(records):
         return records
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(b"".join((canonical_json(r) + "\n").encode("utf-8") for r in kept))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_bytes_atomic(path, b"".join((canonical_json(r) + "\n").encode("utf-8") for r in kept))
     logger.info("%s: %d failed episodes will be retried", path, len(records) - len(kept))
     return kept
 
