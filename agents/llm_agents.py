@@ -56,6 +56,11 @@ class LLMAgent(Agent):
         stop: stop strings (default ``</search>``, ``</answer>``).
         checkpoint_env: env settings the model was trained with (tokenizer, task
             distribution), merged into :meth:`env_kwargs`.
+        repeat_temperature: when a slot's context is one it has already been given in
+            this episode, sample that turn at this temperature instead of decoding greedily
+            (``None``, the default: never). Under self-memory an unchanged memory and query
+            give back the same context, on which greedy decoding repeats itself until the
+            turn limit; this breaks such a loop and changes nothing else.
     """
 
     name = "llm"
@@ -72,6 +77,7 @@ class LLMAgent(Agent):
         seed: int = 0,
         stop: Sequence[str] = DEFAULT_STOP,
         checkpoint_env: Mapping[str, Any] | None = None,
+        repeat_temperature: float | None = None,
     ) -> None:
         if not callable(getattr(backend, "generate", None)):
             raise TypeError(f"backend must have a generate(prompts, ...) method, got {type(backend).__name__}")
@@ -87,6 +93,11 @@ class LLMAgent(Agent):
         self.seed = int(seed)
         self.stop = tuple(stop)
         self.checkpoint_env = dict(checkpoint_env or {})
+        if repeat_temperature is not None and not repeat_temperature > 0:
+            raise ValueError(f"repeat_temperature must be > 0 or None, got {repeat_temperature}")
+        self.repeat_temperature = None if repeat_temperature is None else float(repeat_temperature)
+        self._seen: dict[int, set[str]] = defaultdict(set)
+        self.repeats = 0  # turns sampled at repeat_temperature (all episodes)
         self._calls = 0
         self._usage: dict[int, dict[str, int]] = defaultdict(dict)
 
@@ -99,6 +110,7 @@ class LLMAgent(Agent):
 
     def reset(self, task: Task, slot: int = 0) -> None:
         self._usage[slot] = {}
+        self._seen[slot] = set()
 
     def usage(self, slot: int = 0) -> dict[str, int]:
         """Backend-reported token counts of the episode in ``slot`` (summed over calls).
@@ -120,13 +132,26 @@ class LLMAgent(Agent):
         prompts = [observation_context(o, i) for o, i in zip(observations, infos)]
         if not prompts:
             return []
-        generations = self.backend.generate(
-            prompts, self.max_new_tokens, stop=self.stop, temperature=self.temperature,
-            top_p=self.top_p, seed=self.seed + self._calls,
-        )
+        repeated = [self.repeat_temperature is not None and self.temperature == 0 and p in self._seen[s]
+                    for p, s in zip(prompts, slots)]
+        for p, s in zip(prompts, slots):
+            self._seen[s].add(p)
+        generations: list[Any] = [None] * len(prompts)
+        for sampled in (False, True):
+            rows = [r for r, rep in enumerate(repeated) if rep == sampled]
+            if not rows:
+                continue
+            out = self.backend.generate(
+                [prompts[r] for r in rows], self.max_new_tokens, stop=self.stop,
+                temperature=self.repeat_temperature if sampled else self.temperature,
+                top_p=self.top_p, seed=self.seed + self._calls,
+            )
+            if len(out) != len(rows):
+                raise RuntimeError(f"backend returned {len(out)} generations for {len(rows)} prompts")
+            for r, gen in zip(rows, out):
+                generations[r] = gen
+            self.repeats += len(rows) if sampled else 0
         self._calls += 1
-        if len(generations) != len(prompts):
-            raise RuntimeError(f"backend returned {len(generations)} generations for {len(prompts)} prompts")
         for slot, gen in zip(slots, generations):
             totals = self._usage[slot]
             totals["calls"] = totals.get("calls", 0) + 1
@@ -145,6 +170,7 @@ class LLMAgent(Agent):
             "top_p": self.top_p,
             "seed": self.seed,
             "checkpoint_env": self.checkpoint_env,
+            "repeat_temperature": self.repeat_temperature,
             "backend": describe() if callable(describe) else type(self.backend).__name__,
         }
 

@@ -50,3 +50,33 @@ def test_llm_agent_completes_synthwiki_and_hotpotqa(cls: type, backend: Any) -> 
         m = info["metrics"]
         assert 1 <= m["turns"] <= 2 and m["tokens_generated"] <= 12 * m["turns"]
         assert m["tokens_total"] == sum(c["input_tokens"] + c["output_tokens"] for c in info["transcript"])
+
+
+class RecordingBackend:
+    """The real backend, with the temperatures it was asked for written down."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.temperatures = inner, []
+
+    def generate(self, prompts: list[str], max_new_tokens: int, **kw: Any) -> Any:
+        self.temperatures += [kw["temperature"]] * len(prompts)
+        return self.inner.generate(prompts, max_new_tokens, **kw)
+
+
+def test_repeat_temperature_samples_only_a_context_seen_before_in_the_episode(backend: Any) -> None:
+    recording = RecordingBackend(backend)
+    agent = MemPOAgent(recording, max_new_tokens=4, repeat_temperature=0.7)
+    env = gym.make("MemPO-SynthWiki-v0", num_tasks=5, **agent.env_kwargs()).unwrapped
+    first, info = env.reset(options={"task_index": 0})
+    other, other_info = gym.make("MemPO-SynthWiki-v0", num_tasks=5, **agent.env_kwargs()).unwrapped.reset(
+        options={"task_index": 1})
+    agent.reset(env.task, 0)
+    agent.reset(env.task, 1)
+    agent.act_batch([first, other], [info, other_info], [0, 1])  # both new: greedy
+    agent.act_batch([first, first], [info, info], [0, 1])  # slot 0 has seen it, slot 1 has not
+    assert recording.temperatures == [0.0, 0.0, 0.0, 0.7] and agent.repeats == 1  # greedy rows first, then the repeat
+    agent.reset(env.task, 0)  # a new episode forgets what it saw
+    agent.act(first, info, 0)
+    assert recording.temperatures[-1] == 0.0 and agent.describe()["repeat_temperature"] == 0.7
+    with pytest.raises(ValueError, match="repeat_temperature must be > 0"):
+        MemPOAgent(backend, repeat_temperature=0.0)

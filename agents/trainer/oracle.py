@@ -1,14 +1,22 @@
 """A compact oracle demonstrator for SFT on SynthWiki (bridge and comparison questions).
 
 It reads the golds (a control agent) and walks each question's supporting documents in
-hop order, keeping a compact memory with one entry per question:
+hop order, keeping a compact memory with one entry per question. The default
+``style="relations"`` keeps in each entry what is still to be followed, so that every turn's
+decision can be read off the memory and the newest document alone:
 
-* ``i : X`` while a chain is open (X = the entity to look up next, also the turn's query);
-* ``i : A 1800 , X`` in a comparison once the first chain is finished (A's year kept);
+* ``i : rel2 rel1 X`` while a chain is open (X = the entity to look up next, also the turn's
+  query; ``rel1`` = the relation to follow from X's document, named as in the question:
+  director, author, birthplace, employer, founder, headquarters, country, capital, year; the
+  relations keep the question's order, so the first entry is the question, condensed);
+* ``i : earlier A 1800 , year rel X`` in a comparison (both chains and the direction; a
+  chain becomes ``name year`` once its year is read), and ``i : earlier A 1800 , B 1750 = B``
+  on the turn the comparison is decided;
 * ``i = ANSWER`` once the question is answered.
 
-Every turn is ``<mem> … </mem> <search> X </search>`` (X = the last name of the open entry)
-or, at the end, ``<mem> … </mem> <answer> a1 ; a2 </answer>``. No ``<think>``: a small
+``style="compact"`` is the earlier, shorter form without the relations (``i : X``,
+``i : A 1800 , X``), kept for comparison. Every turn is
+``<mem> … </mem> <search> X </search>`` (X = the open entry's entity) or, at the end, ``<mem> … </mem> <answer> a1 ; a2 </answer>``. No ``<think>``: a small
 model pays for every generated token (``shared/notes/tiny-model-feasibility.md``), and
 the memory already states the plan.
 
@@ -50,8 +58,72 @@ def _year(text: str) -> str:
     return match.group(1)
 
 
-def plan_question(index: int, question: Question) -> _Plan:
-    """The hop-by-hop memory entries of question ``index`` (0-based)."""
+#: How each document template links its title to the next entity (SynthWiki's templates), as the
+#: relation's noun in the question: ``(pattern before the target, noun)``; checked in this order.
+_LINKS: tuple[tuple[str, str], ...] = (
+    (r"is a film by ", "director"), (r"is a book by ", "author"), (r"was born in ", "birthplace"),
+    (r"works for ", "employer"), (r"founded in \d+ by ", "founder"), (r"is a city in ", "country"),
+    (r"is a (?:company|university|bank) in ", "headquarters"), (r"with capital ", "capital"),
+)
+
+
+def relation_noun(text: str, target: str) -> str:
+    """The relation by which the document ``text`` points at ``target`` ("director", ...,
+    ``"year"`` when the target is the document's year)."""
+    for before, noun in _LINKS:
+        if re.search(before + re.escape(target) + r"\b", text):
+            return noun
+    if target.isdigit() and re.search(r"\b" + re.escape(target) + r"\b", text):
+        return "year"
+    raise ValueError(f"no relation leads to {target!r} in {text!r}")
+
+
+def plan_question(index: int, question: Question, style: str = "relations") -> _Plan:
+    """The hop-by-hop memory entries of question ``index`` (0-based).
+
+    ``style="relations"`` (the default) keeps the relations still to follow in the entry, in
+    the question's own order (outermost first, the next one beside the entity), so each turn's
+    decision is local: ``1 : country birthplace director Gavi`` -> search Gavi ->
+    ``1 : country birthplace Kora Pobi`` -> search Kora Pobi -> ``1 : country Zunobo`` -> ... ->
+    ``1 = Vadovo``. A comparison keeps both chains and the direction, writes each chain's year
+    as it is read and shows the decision once: ``1 : earlier Kiki 2018 , Futusi 2014 = Futusi``
+    (later turns keep ``1 = Futusi``). ``style="compact"`` is the earlier, shorter form
+    (``1 : Kora Pobi``, ``1 : Busano 2000 , Demi``)."""
+    if style == "compact":
+        return _plan_compact(index, question)
+    if style != "relations":
+        raise ValueError(f"style must be 'relations' or 'compact', got {style!r}")
+    titles, texts = list(question.supporting_titles), list(question.supporting_texts)
+    if not titles or len(texts) != len(titles):
+        raise ValueError(f"question {index + 1} needs supporting_titles and supporting_texts; the oracle reads them")
+    n, answer = index + 1, question.answers[0]
+
+    def open_chain(j: int, nouns: Sequence[str]) -> str:  # nouns innermost first -> written outermost first
+        return " ".join([*reversed(nouns), titles[j]])
+
+    if question.kind != "comparison":
+        nouns = [relation_noun(texts[j], titles[j + 1]) for j in range(len(titles) - 1)]
+        nouns.append(relation_noun(texts[-1], answer))
+        entries = [f"{n} : {open_chain(j, nouns[j:])}" for j in range(1, len(titles))] + [f"{n} = {answer}"]
+        return _Plan(titles, entries, f"{n} : {open_chain(0, nouns)}")
+    split = next((s for s in range(1, len(titles)) if titles[s] in question.text), None)
+    direction = next((d for d in ("earlier", "later") if d in question.text), None)
+    if split is None or direction is None:
+        raise ValueError(f"comparison question {index + 1} cannot be split into its two chains")
+    left_nouns = [relation_noun(texts[j], titles[j + 1]) for j in range(split - 1)] + ["year"]
+    right_nouns = [relation_noun(texts[j], titles[j + 1]) for j in range(split, len(titles) - 1)] + ["year"]
+    right_open = open_chain(split, right_nouns)
+    left_done = f"{titles[split - 1]} {_year(texts[split - 1])}"
+    right_done = f"{titles[-1]} {_year(texts[-1])}"
+    entries = [f"{n} : {direction} {open_chain(j, left_nouns[j:])} , {right_open}" for j in range(1, split)]
+    entries.append(f"{n} : {direction} {left_done} , {right_open}")
+    entries += [f"{n} : {direction} {left_done} , {open_chain(j, right_nouns[j - split:])}"
+                for j in range(split + 1, len(titles))]
+    entries.append(f"{n} : {direction} {left_done} , {right_done} = {answer}")
+    return _Plan(titles, entries, f"{n} : {direction} {open_chain(0, left_nouns)} , {right_open}")
+
+
+def _plan_compact(index: int, question: Question) -> _Plan:
     titles = list(question.supporting_titles)
     if not titles:
         raise ValueError(f"question {index + 1} has no supporting_titles; the oracle needs them")
@@ -91,10 +163,14 @@ class CompactOracleAgent(Agent):
         decoys: Sequence[str] | Callable[[Task], Sequence[str]] = (),
         seed: int = 0,
         note_tag: str = "mem",
+        style: str = "relations",
     ) -> None:
         if note_tag not in ("mem", "think"):
             raise ValueError(f"note_tag must be 'mem' or 'think', got {note_tag!r}")
         self.note_tag = note_tag
+        if style not in ("relations", "compact"):
+            raise ValueError(f"style must be 'relations' or 'compact', got {style!r}")
+        self.style = style
         if not 0.0 <= mistake_rate < 1.0:
             raise ValueError(f"mistake_rate must be in [0, 1), got {mistake_rate}")
         self.mistake_rate = mistake_rate
@@ -106,7 +182,7 @@ class CompactOracleAgent(Agent):
         return {"memory": "self" if self.note_tag == "mem" else "full"}
 
     def reset(self, task: Task, slot: int = 0) -> None:
-        plans = [plan_question(i, q) for i, q in enumerate(task.questions)]
+        plans = [plan_question(i, q, self.style) for i, q in enumerate(task.questions)]
         decoys = self.decoys(task) if callable(self.decoys) else self.decoys
         self._state[slot] = {
             "task": task, "plans": plans, "q": 0, "hop": 0, "mem": {}, "pending": False, "turn": 0,
@@ -120,6 +196,8 @@ class CompactOracleAgent(Agent):
     def act(self, observation: Mapping[str, Any], info: Mapping[str, Any], slot: int = 0) -> str:
         st = self._state[slot]
         plans: list[_Plan] = st["plans"]
+        for q in range(st["q"]):  # an answered question shows its decision once, then just "n = answer"
+            st["mem"][q] = f"{q + 1} = " + plans[q].entries[-1].split(" = ", 1)[1]
         if st["pending"] == "real":  # the last search was a real hop: record what it found
             plan = plans[st["q"]]
             st["mem"][st["q"]] = plan.entries[st["hop"]]

@@ -1,0 +1,81 @@
+"""The SFT demonstrator's memory plans (agents/trainer/oracle.py): exact entries for known
+questions, and every registered SynthWiki task solved with them."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+
+import mempo_gym  # noqa: F401
+from mempo_gym.records import Question
+from mempo_gym.rollout import play_batch
+
+from mempo_agents.trainer.oracle import CompactOracleAgent, plan_question, relation_noun
+
+BRIDGE = Question(
+    text="What is the capital of the country of the birthplace of the director of Gavi?",
+    answers=("Vavi",), kind="bridge",
+    supporting_titles=("Gavi", "Kora Pobi", "Zunobo", "Vadovo"),
+    supporting_texts=("Gavi is a film by Kora Pobi, released in 1899.",
+                      "Kora Pobi was born in Zunobo in 1827 and works for Kiki.",
+                      "Zunobo is a city in Vadovo.", "Vadovo is a country with capital Vavi."),
+)
+COMPARISON = Question(
+    text="Which was founded earlier, the employer of Kora Pobi or Futusi?", answers=("Futusi",), kind="comparison",
+    supporting_titles=("Kora Pobi", "Kiki", "Futusi"),
+    supporting_texts=("Kora Pobi was born in Zunobo in 1827 and works for Kiki.",
+                      "Kiki is a university in Roruvu, founded in 2018 by Dipeme Nudifi.",
+                      "Futusi is a company in Roruvu, founded in 2014 by Mape Kuvo."),
+)
+
+
+def test_bridge_plan_keeps_the_relations_still_to_follow_in_question_order() -> None:
+    plan = plan_question(0, BRIDGE)
+    assert plan.first_entry == "1 : capital country birthplace director Gavi"
+    assert plan.queries == ["Gavi", "Kora Pobi", "Zunobo", "Vadovo"]
+    assert plan.entries == ["1 : capital country birthplace Kora Pobi", "1 : capital country Zunobo",
+                            "1 : capital Vadovo", "1 = Vavi"]
+
+
+def test_comparison_plan_writes_each_year_and_the_decision() -> None:
+    plan = plan_question(1, COMPARISON)
+    assert plan.first_entry == "2 : earlier year employer Kora Pobi , year Futusi"
+    assert plan.entries == ["2 : earlier year Kiki , year Futusi", "2 : earlier Kiki 2018 , year Futusi",
+                            "2 : earlier Kiki 2018 , Futusi 2014 = Futusi"]
+
+
+def test_compact_style_is_kept() -> None:
+    plan = plan_question(0, BRIDGE, style="compact")
+    assert plan.first_entry == "1 : Gavi" and plan.entries[-1] == "1 = Vavi"
+    with pytest.raises(ValueError, match="style must be"):
+        plan_question(0, BRIDGE, style="verbose")
+
+
+def test_relation_noun_names_the_link_or_says_what_is_missing() -> None:
+    assert relation_noun("Kiki is a university in Roruvu, founded in 2018 by Dipeme Nudifi.", "Dipeme Nudifi") == "founder"
+    assert relation_noun("Kiki is a university in Roruvu, founded in 2018 by Dipeme Nudifi.", "Roruvu") == "headquarters"
+    assert relation_noun("Kiki is a university in Roruvu, founded in 2018 by Dipeme Nudifi.", "2018") == "year"
+    with pytest.raises(ValueError, match="no relation leads to 'Vavi'"):
+        relation_noun("Zunobo is a city in Vadovo.", "Vavi")
+
+
+def test_an_answered_comparison_shows_its_decision_once_then_only_the_answer() -> None:
+    from mempo_gym.records import Task
+
+    agent = CompactOracleAgent()
+    agent.reset(Task(id="t", questions=(COMPARISON, BRIDGE), source="synthwiki"), 0)
+    outputs = [agent.act({}, {}, 0) for _ in range(8)]
+    assert "<mem> 1 : earlier Kiki 2018 , Futusi 2014 = Futusi | 2 : capital country birthplace director Gavi </mem>" in outputs[3]
+    assert outputs[4].startswith("<mem> 1 = Futusi | 2 : capital country birthplace Kora Pobi </mem>")
+    assert outputs[-1] == "<mem> 1 = Futusi | 2 = Vavi </mem> <answer> Futusi ; Vavi </answer>"
+
+
+@pytest.mark.parametrize("env_id", ["MemPO-SynthWiki-v0", "MemPO-SynthWiki-2obj-v0", "MemPO-SynthWiki-4obj-v0"])
+def test_the_oracle_solves_registered_tasks_with_decoys(env_id: str) -> None:
+    envs = [gym.make(env_id, split="train", seed=3, num_tasks=12, memory="self", max_turns=40) for _ in range(12)]
+    names = sorted({t for task in envs[0].unwrapped.tasks for q in task.questions for t in q.supporting_titles})
+    agent = CompactOracleAgent(mistake_rate=0.2, decoys=names, seed=0)
+    episodes = play_batch([(e, {"task_index": i}) for i, e in enumerate(envs)], agent.act_batch,
+                          on_start=lambda n, task: agent.reset(task, n))
+    assert [ep.info["metrics"]["em"] for ep in episodes] == [1.0] * 12
+    assert any(agent.excluded_turns(ep.slot) for ep in episodes)  # some decoy searches were made (and recovered)
