@@ -20,8 +20,12 @@ Stages (each writes a folder under ``--out``):
 
 Usage (the full recipe; the exact commands and timings land in the results file)::
 
-    python benchmarks/reproduce_mempo.py sft --memory self --out runs/repro
-    python benchmarks/reproduce_mempo.py sft --memory full --out runs/repro
+    python benchmarks/reproduce_mempo.py sft --memory self --name sft-self-r1 --out runs/repro   # 350 steps
+    python benchmarks/reproduce_mempo.py sft --memory self --init runs/repro/sft-self-r1/adapter --name sft-self \
+        --seed 1 --sft-steps 400 --sft-lr 1e-3 --out runs/repro                                  # round 2
+    python benchmarks/reproduce_mempo.py sft --memory full --name sft-full-r1 --out runs/repro   # likewise
+    python benchmarks/reproduce_mempo.py sft --memory full --init runs/repro/sft-full-r1/adapter --name sft-full \
+        --seed 1 --sft-steps 400 --sft-lr 1e-3 --out runs/repro
     python benchmarks/reproduce_mempo.py rl --algo grpo --out runs/repro
     python benchmarks/reproduce_mempo.py rl --algo mempo --out runs/repro
     python benchmarks/reproduce_mempo.py eval --out runs/repro
@@ -67,10 +71,11 @@ PRESETS = {
                     rl_steps=1, group_size=2, tasks_per_step=2, eval_per_k={1: 4, 2: 2, 4: 2, 8: 1}, rl_worlds=1,
                     sft_second_steps=2),
     "full": Preset(train_worlds=12, tasks_per_k={1: 16, 2: 8, 4: 4, 8: 2}, sft_steps=350, sft_batch_tokens=512,
-                   rl_steps=4, group_size=4, tasks_per_step=2, eval_per_k={1: 100, 2: 100, 4: 50, 8: 50}),
+                   rl_steps=4, group_size=4, tasks_per_step=2, eval_per_k={1: 100, 2: 100, 4: 50, 8: 50},
+                   sft_second_steps=400),
 }
 SFT_LR = 1.5e-3  # LoRA r=32 at 1.5e-3 matched full fine-tuning at 3e-4 per step (measured, CHANGELOG)
-SECOND_ROUND_LR = 4e-4  # an optional second SFT round (another data order, --seed 1)
+SECOND_ROUND_LR = 1e-3  # the second SFT round continues the first (another data order, --seed 1)
 LORA_RANK = 32  # 19.5 MB in bf16 over all projections of the 135M model
 MISTAKE_RATE = 0.1
 MEMORY_STYLE = "relations"  # the oracle's memory entries keep the relations still to follow

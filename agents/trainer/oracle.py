@@ -12,7 +12,8 @@ decision can be read off the memory and the newest document alone:
 * ``i : earlier A 1800 , year rel X`` in a comparison (both chains and the direction; a
   chain becomes ``name year`` once its year is read), and ``i : earlier A 1800 , B 1750 = B``
   on the turn the comparison is decided;
-* ``i = ANSWER`` once the question is answered.
+* ``i : ANSWER`` once the question is answered (no relation left: every hop, the last one
+  included, is the same rewrite, so answering needs no different first token).
 
 ``style="compact"`` is the earlier, shorter form without the relations (``i : X``,
 ``i : A 1800 , X``), kept for comparison. Every turn is
@@ -49,6 +50,8 @@ class _Plan:
     queries: list[str]
     entries: list[str]  # entries[j] = memory entry after reading the result of queries[j]
     first_entry: str  # entry before the first search
+    answer: str = ""  # the question's answer (what the last entry settles)
+    done_entry: str = ""  # how the answered question is kept in later turns' memory
 
 
 def _year(text: str) -> str:
@@ -85,10 +88,12 @@ def plan_question(index: int, question: Question, style: str = "relations") -> _
     the question's own order (outermost first, the next one beside the entity), so each turn's
     decision is local: ``1 : country birthplace director Gavi`` -> search Gavi ->
     ``1 : country birthplace Kora Pobi`` -> search Kora Pobi -> ``1 : country Zunobo`` -> ... ->
-    ``1 = Vadovo``. A comparison keeps both chains and the direction, writes each chain's year
-    as it is read and shows the decision once: ``1 : earlier Kiki 2018 , Futusi 2014 = Futusi``
-    (later turns keep ``1 = Futusi``). ``style="compact"`` is the earlier, shorter form
-    (``1 : Kora Pobi``, ``1 : Busano 2000 , Demi``)."""
+    ``1 : Vadovo``. Every hop is the same rewrite (drop the relation beside the entity, put its
+    target in the entity's place); an entry with no relation left is answered. A comparison keeps
+    both chains and the direction, writes each chain's year as it is read and shows the decision
+    once: ``1 : earlier Kiki 2018 , Futusi 2014 = Futusi`` (later turns keep ``1 : Futusi``).
+    ``style="compact"`` is the earlier, shorter form (``1 : Kora Pobi``, ``1 : Busano 2000 ,
+    Demi``, ``1 = Vadovo``)."""
     if style == "compact":
         return _plan_compact(index, question)
     if style != "relations":
@@ -104,8 +109,8 @@ def plan_question(index: int, question: Question, style: str = "relations") -> _
     if question.kind != "comparison":
         nouns = [relation_noun(texts[j], titles[j + 1]) for j in range(len(titles) - 1)]
         nouns.append(relation_noun(texts[-1], answer))
-        entries = [f"{n} : {open_chain(j, nouns[j:])}" for j in range(1, len(titles))] + [f"{n} = {answer}"]
-        return _Plan(titles, entries, f"{n} : {open_chain(0, nouns)}")
+        entries = [f"{n} : {open_chain(j, nouns[j:])}" for j in range(1, len(titles))] + [f"{n} : {answer}"]
+        return _Plan(titles, entries, f"{n} : {open_chain(0, nouns)}", answer, f"{n} : {answer}")
     split = next((s for s in range(1, len(titles)) if titles[s] in question.text), None)
     direction = next((d for d in ("earlier", "later") if d in question.text), None)
     if split is None or direction is None:
@@ -120,7 +125,8 @@ def plan_question(index: int, question: Question, style: str = "relations") -> _
     entries += [f"{n} : {direction} {left_done} , {open_chain(j, right_nouns[j - split:])}"
                 for j in range(split + 1, len(titles))]
     entries.append(f"{n} : {direction} {left_done} , {right_done} = {answer}")
-    return _Plan(titles, entries, f"{n} : {direction} {open_chain(0, left_nouns)} , {right_open}")
+    return _Plan(titles, entries, f"{n} : {direction} {open_chain(0, left_nouns)} , {right_open}", answer,
+                 f"{n} : {answer}")
 
 
 def _plan_compact(index: int, question: Question) -> _Plan:
@@ -131,7 +137,7 @@ def _plan_compact(index: int, question: Question) -> _Plan:
     answer = question.answers[0]
     if question.kind != "comparison":
         entries = [f"{n} : {t}" for t in titles[1:]] + [f"{n} = {answer}"]
-        return _Plan(titles, entries, f"{n} : {titles[0]}")
+        return _Plan(titles, entries, f"{n} : {titles[0]}", answer, f"{n} = {answer}")
     # comparison: two chains; the second starts at the later title named in the question
     split = next((s for s in range(1, len(titles)) if titles[s] in question.text), None)
     if split is None or len(question.supporting_texts) != len(titles):
@@ -140,7 +146,7 @@ def _plan_compact(index: int, question: Question) -> _Plan:
     left_end = f"{left[-1]} {_year(question.supporting_texts[split - 1])}"
     entries = [f"{n} : {t}" for t in left[1:]] + [f"{n} : {left_end} , {right[0]}"]
     entries += [f"{n} : {left_end} , {t}" for t in right[1:]] + [f"{n} = {answer}"]
-    return _Plan(titles, entries, f"{n} : {titles[0]}")
+    return _Plan(titles, entries, f"{n} : {titles[0]}", answer, f"{n} = {answer}")
 
 
 class CompactOracleAgent(Agent):
@@ -196,8 +202,8 @@ class CompactOracleAgent(Agent):
     def act(self, observation: Mapping[str, Any], info: Mapping[str, Any], slot: int = 0) -> str:
         st = self._state[slot]
         plans: list[_Plan] = st["plans"]
-        for q in range(st["q"]):  # an answered question shows its decision once, then just "n = answer"
-            st["mem"][q] = f"{q + 1} = " + plans[q].entries[-1].split(" = ", 1)[1]
+        for q in range(st["q"]):  # an answered question shows its decision once, then just its answer
+            st["mem"][q] = plans[q].done_entry
         if st["pending"] == "real":  # the last search was a real hop: record what it found
             plan = plans[st["q"]]
             st["mem"][st["q"]] = plan.entries[st["hop"]]
@@ -212,7 +218,7 @@ class CompactOracleAgent(Agent):
         st["turn"] += 1
         if st["q"] == len(plans):
             st["pending"] = False
-            return mem + "<answer> " + " ; ".join(p.entries[-1].split(" = ", 1)[1] for p in plans) + " </answer>"
+            return mem + "<answer> " + " ; ".join(p.answer for p in plans) + " </answer>"
         if st["pending"] != "mistake" and st["decoys"] and self.rng.random() < self.mistake_rate:
             st["pending"] = "mistake"
             st["excluded"].add(turn)
