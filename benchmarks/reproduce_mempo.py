@@ -273,7 +273,14 @@ def stage_eval(args: argparse.Namespace, preset: Preset) -> None:
         per_k[int(k)] = int(n)
     for model in args.models.split(","):
         agent = make_eval_agent(model, out)
-        for k in (int(x) for x in args.ks.split(",")):
+        if args.hotpotqa:  # the real HotpotQA sample (data directory: $MEMPO_GYM_DATA), same agent settings
+            folder = out / "eval" / f"{model}-hotpotqa"
+            started = time.process_time()
+            evaluate(["MemPO-HotpotQA-v0"], agent, episodes=args.hotpotqa, seed=0, out=folder, batch_size=8,
+                     resume=(folder / "config.json").is_file(), progress=False)
+            log_line(out / "eval" / "log.jsonl", {"model": model, "k": "hotpotqa", "episodes": args.hotpotqa,
+                                                  "cpu_s": time.process_time() - started})
+        for k in (int(x) for x in filter(None, args.ks.split(","))):
             folder = out / "eval" / f"{model}-k{k}"
             started = time.process_time()
             evaluate([env_id(k)], agent, episodes=per_k[k], seed=0, out=folder, batch_size=16,
@@ -287,13 +294,19 @@ def stage_table(args: argparse.Namespace) -> None:
     from mempo_gym.harness.runfiles import read_episodes
 
     rows = []
-    for folder in sorted((Path(args.out) / "eval").glob("*-k*")):
-        model, k = folder.name.rsplit("-k", 1)
+    for folder in sorted((Path(args.out) / "eval").glob("*-*")):
+        if folder.name.endswith("-hotpotqa"):
+            model, k = folder.name[: -len("-hotpotqa")], "hotpotqa"
+        elif "-k" in folder.name and folder.name.rsplit("-k", 1)[1].isdigit():
+            model, k = folder.name.rsplit("-k", 1)
+        else:
+            continue
         eps = read_episodes(folder / "episodes.jsonl").records
         if not eps:
             continue
-        rows.append({"model": model, "k": int(k), "n": len(eps), **summary(eps)})
-    rows.sort(key=lambda r: (MODEL_ORDER.index(r["model"]) if r["model"] in MODEL_ORDER else 99, r["k"]))
+        rows.append({"model": model, "k": int(k) if k.isdigit() else k, "n": len(eps), **summary(eps)})
+    rows.sort(key=lambda r: (isinstance(r["k"], str), MODEL_ORDER.index(r["model"]) if r["model"] in MODEL_ORDER else 99,
+                             str(r["k"]).zfill(3)))
     out = Path(args.out)
     curves = {name: [json.loads(line) for line in (out / name / "log.jsonl").read_text().splitlines()
                      if '"step"' in line] for name in ("grpo", "mempo", "mempo-apply") if (out / name / "log.jsonl").is_file()}
@@ -378,6 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--models", default="base,sft,grpo,mempo,full-context,oracle")
     parser.add_argument("--ks", default="1,2,4,8")
     parser.add_argument("--episodes", default="", help="override episodes per k, e.g. 1=50,2=50")
+    parser.add_argument("--hotpotqa", type=int, default=0,
+                        help="eval: also play N episodes of MemPO-HotpotQA-v0 (real sample; $MEMPO_GYM_DATA)")
     parser.add_argument("--init", default="", help="sft: continue this adapter folder")
     parser.add_argument("--name", default="", help="sft: output folder name (default sft-MEMORY)")
     parser.add_argument("--sft-steps", type=int, default=0, help="sft: optimizer steps (default: the preset's)")

@@ -16,8 +16,9 @@ decision can be read off the memory and the newest document alone:
   included, is the same rewrite, so answering needs no different first token).
 
 ``style="compact"`` is the earlier, shorter form without the relations (``i : X``,
-``i : A 1800 , X``), kept for comparison. Every turn is
-``<mem> … </mem> <search> X </search>`` (X = the open entry's entity) or, at the end, ``<mem> … </mem> <answer> a1 ; a2 </answer>``. No ``<think>``: a small
+``i : A 1800 , X``, ``i = ANSWER``), kept for comparison. Every turn is
+``<mem> … </mem> <search> X </search>`` (X = the open entry's entity) or, at the end,
+``<mem> … </mem> <answer> a1 ; a2 </answer>``. No ``<think>``: a small
 model pays for every generated token (``shared/notes/tiny-model-feasibility.md``), and
 the memory already states the plan.
 
