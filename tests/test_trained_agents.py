@@ -32,14 +32,16 @@ def test_default_adapter_is_packaged_with_its_settings_and_commands(agent_name: 
     assert checkpoint_backend_options(str(folder)) == {"chat_template": False, "dtype": "bfloat16"}
 
 
-def test_default_mempo_agent_keeps_the_protocol_on_held_out_tasks() -> None:
-    """Every turn of the default agent rewrites its memory and ends in a well-formed action (the
-    untrained base breaks the protocol on most turns). Accuracy is a benchmark, not a test:
-    see benchmarks/results/mempo_smollm2.md."""
+def test_default_mempo_agent_answers_held_out_tasks_in_the_protocol() -> None:
+    """The default agent rewrites its memory every turn, never breaks the protocol (the untrained
+    base breaks it on every turn) and answers held-out questions: on the first five tasks of the
+    registered test world it answered all five when this was written (the replaced adapter: none).
+    The accuracy table is a benchmark (benchmarks/results/mempo_smollm2.md); this is its smoke."""
     agent = make_agent("mempo", max_new_tokens=64, num_threads=1)
     assert Path(agent.backend.model_name) == CHECKPOINTS_DIR / DEFAULT_MODELS["mempo"]
-    env = gym.make("MemPO-SynthWiki-v0", num_tasks=3, max_turns=4, **agent.env_kwargs()).unwrapped  # the test world
-    for index in range(3):
+    env = gym.make("MemPO-SynthWiki-v0", num_tasks=5, **agent.env_kwargs()).unwrapped  # the test world
+    correct = 0
+    for index in range(5):
         obs, info = env.reset(options={"task_index": index})
         agent.reset(env.task, 0)
         while True:
@@ -49,3 +51,5 @@ def test_default_mempo_agent_keeps_the_protocol_on_held_out_tasks() -> None:
         outputs = [turn["output"] for turn in info["transcript"]]
         assert all(parse_turn(o).mem is not None for o in outputs), outputs  # every turn rewrites its memory
         assert info["metrics"]["malformed_turns"] == 0, outputs
+        correct += int(info["metrics"]["em"] == 1.0)
+    assert correct >= 3, f"the default MemPO agent answered {correct} of 5 held-out tasks"
