@@ -113,6 +113,10 @@ def test_damaged_cache_is_rebuilt(tmp_path: Path) -> None:
     (entry / "model.safetensors").write_bytes(b"not a safetensors file")
     model = load_embedded_model(entry)
     assert model.config.model_type == "llama"
+    # the rebuilding call returns the model as every later call reads it: a plain float32 model that
+    # transformers' Trainer accepts (the GGUF-converted object says is_quantized and is refused)
+    assert not getattr(model, "is_quantized", False) and getattr(model, "hf_quantizer", None) is None
+    assert str(next(model.parameters()).dtype) == "torch.float32"
     with safe_open(str(entry / "model.safetensors"), "pt") as f:
         assert len(list(f.keys())) > 100
     assert json.loads((entry / "mempo_source.json").read_text())["gguf_file"].endswith(".gguf")

@@ -2,8 +2,8 @@
 
 - one real training step through ``trainer.train()``;
 - equivalence: on the same rollouts, TRL's loss and the per-token advantages equal the
-  reference trainer's (``agents/trainer/mempo.py``) within 1e-5; the gradients are compared
-  too (an unexplained 1e-2 relative gap on the tied embedding is reported as xfail);
+  reference trainer's (``agents/trainer/mempo.py``) within 1e-5, and so do the gradients
+  (relative to each parameter's largest, within 1e-3);
 - the vLLM rollout loop reproduces the reference rollouts when given the same sampler;
 - a two-process CPU run (``accelerate launch --cpu --num_processes 2``, gloo).
 """
@@ -137,6 +137,9 @@ def test_config_maps_shared_settings_and_refuses_what_would_break_the_equations(
     assert grpo_args(cfg, {}, num_processes=1).generation_batch_size == 16  # tasks_per_step x group_size
     with pytest.raises(ValueError, match="set them in the mempo section"):
         grpo_args(cfg, {"beta": 0.1}, num_processes=1)
+    assert args.use_bias_correction_kl is False  # Eq. 10: the plain k3 KL, not TRL's importance-weighted one
+    with pytest.raises(ValueError, match="use_bias_correction_kl"):
+        grpo_args(cfg, {"use_bias_correction_kl": True}, num_processes=1)
     with pytest.raises(ValueError, match="divisible"):
         grpo_args(cfg, {"gradient_accumulation_steps": 3}, num_processes=1)
     with pytest.raises(ValueError, match="curriculum"):
@@ -244,10 +247,9 @@ def test_trl_loss_and_advantages_equal_the_reference_trainer(tok, env, tmp_path)
             worst = max(worst, (name, rel), key=lambda x: x[1])
             compared += 1
     assert compared > 10
-    if worst[1] >= 1e-3:
-        # Measured on this CPU: 1.1e-2 on model.embed_tokens.weight (tied with lm_head) while the loss agrees
-        # to 1e-5. Not explained yet (TRL's chunked LM-head backward is the first suspect); kept visible.
-        pytest.xfail(f"gradients differ: max relative difference {worst[1]:.2e} on {worst[0]}")
+    # Measured: 2.2e-4 at worst (fp32 sums in another order). With TRL's importance-weighted KL
+    # (use_bias_correction_kl=True, TRL's default) it was 3.2e-2 while the loss still agreed to 4e-6.
+    assert worst[1] < 1e-3, f"gradients differ: max relative difference {worst[1]:.2e} on {worst[0]}"
 
 
 def test_one_training_step_updates_the_policy(tok, env, tmp_path) -> None:

@@ -87,4 +87,7 @@ def load_embedded_model(cache_folder: str | os.PathLike[str] | None = None) -> A
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return model
+    # The model as read from the cache, so the first call returns what every later call does: the
+    # GGUF-converted object still says ``is_quantized`` and transformers' Trainer refuses to train it.
+    cached = _read_cached(target, stamp)
+    return cached if cached is not None else model

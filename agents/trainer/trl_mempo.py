@@ -25,7 +25,10 @@ What the override does for one generation batch:
    ``tool_mask = N·w_i`` and ``num_items_in_batch = N`` (N = generated tokens in the
    global batch) the objective TRL differentiates is exactly the reference's
    :func:`mempo.mempo_loss` summed over the batch. The mask has mean 1 over the batch; it
-   is 1 everywhere when all trajectories have the same length.
+   is 1 everywhere when all trajectories have the same length. TRL's importance-weighted
+   KL (``use_bias_correction_kl``, on by default in TRL 1.16) is switched off: Eq. 10's KL
+   term is the plain k3 estimator, and the weighted one has another gradient even where
+   the ratio is exactly 1.
 
 Launch: ``python -m mempo_agents.trainer.trl_mempo --config configs/trl_mempo.yaml``
 (one device) or ``accelerate launch --config_file configs/accelerate_multi_gpu.yaml -m
@@ -85,6 +88,7 @@ MAPPED_FIELDS = {
     "generation_batch_size": "tasks_per_step x group_size", "per_device_train_batch_size": "tasks_per_step x group_size",
     "steps_per_generation": "gradient_accumulation_steps", "loss_type": f"(fixed: {LOSS_TYPE!r})",
     "max_completion_length": "env max_turn_tokens",
+    "use_bias_correction_kl": "(fixed: False, Eq. 10's plain k3 KL)",
 }
 
 
@@ -170,6 +174,9 @@ def grpo_args(
         "bf16": cfg.mixed_precision == "bf16", "fp16": cfg.mixed_precision == "fp16",
         "per_device_train_batch_size": trajectories // (num_processes * accum),
         "gradient_accumulation_steps": accum, "steps_per_generation": accum, "loss_type": LOSS_TYPE,
+        # TRL >= 1.16 multiplies the KL by the (differentiable) importance ratio by default, which changes
+        # the KL gradient even on-policy (ratio 1); Eq. 10's KL is the plain k3 estimator.
+        "use_bias_correction_kl": False,
         **({"max_completion_length": int(min(max_turn_tokens, cfg.max_new_tokens or max_turn_tokens))}
            if max_turn_tokens else {}),
     })
