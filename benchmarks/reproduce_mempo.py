@@ -301,7 +301,7 @@ def stage_table(args: argparse.Namespace) -> None:
             model, k = folder.name.rsplit("-k", 1)
         else:
             continue
-        eps = read_episodes(folder / "episodes.jsonl").records
+        eps = complete_prefix(read_episodes(folder / "episodes.jsonl").records)
         if not eps:
             continue
         rows.append({"model": model, "k": int(k) if k.isdigit() else k, "n": len(eps), **summary(eps)})
@@ -336,7 +336,8 @@ def write_results(path: Path, out: Path, table: str, curves: dict[str, list[dict
         if (stage_dir / "COMMAND.txt").is_file():
             log = [json.loads(x) for x in (stage_dir / "log.jsonl").read_text().splitlines()] if (stage_dir / "log.jsonl").is_file() else []
             cpu = max((float(r.get("cpu_s", 0.0)) for r in log), default=0.0)
-            lines += [f"### {stage_dir.name} ({cpu / 60:.1f} CPU-min in its last command)", "", "```",
+            spent = f"{cpu / 60:.1f} CPU-min in its last command" if log else "no training log in this run folder"
+            lines += [f"### {stage_dir.name} ({spent})", "", "```",
                       (stage_dir / "COMMAND.txt").read_text(encoding="utf-8").strip(), "```", ""]
     evals = out / "eval" / "log.jsonl"
     if evals.is_file():
@@ -350,6 +351,22 @@ def write_results(path: Path, out: Path, table: str, curves: dict[str, list[dict
 MODEL_ORDER = ["base", "sft-r1", "sft", "sft-temp0.7", "grpo", "mempo", "mempo-apply", "full-context-r1", "full-context",
                "oracle"]
 COLUMNS = ("f1", "em", "tokens_total", "tokens_peak", "tokens_generated", "turns", "malformed_turns")
+
+
+def complete_prefix(episodes: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Episodes 0..m-1 of the task order, m as large as finished.
+
+    The harness refills its batch as episodes end, so a stopped cell holds the quick episodes
+    of the tasks after the prefix and not yet the slow ones; scoring only the prefix keeps a
+    stopped cell an unbiased sample (the first m tasks of the seeded permutation)."""
+    by_index = {int(e["episode_index"]): e for e in episodes if "episode_index" in e}
+    m = 0
+    while m in by_index:
+        m += 1
+    if m < len(episodes):
+        print(f"note: {len(episodes) - m} finished episode(s) after the first {m} of the task order are left out",
+              file=sys.stderr)
+    return [by_index[i] for i in range(m)]
 
 
 def bootstrap_ci(values: Sequence[float], n: int = 2000, seed: int = 0) -> tuple[float, float]:

@@ -1,0 +1,32 @@
+"""The reproduction's table scores a stopped evaluation cell on its complete prefix only."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "reproduce_mempo.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("reproduce_mempo", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the script runs
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_stopped_cell_is_scored_on_the_first_tasks_of_the_order_only(capsys) -> None:
+    repro = load_script()
+    # finished out of order, as the harness's refilled batch finishes them; 2 and 4 still running
+    finished = [{"episode_index": i, "em": float(i % 2)} for i in (1, 0, 3, 5, 6)]
+    prefix = repro.complete_prefix(finished)
+    assert [e["episode_index"] for e in prefix] == [0, 1]
+    assert "3 finished episode(s) after the first 2" in capsys.readouterr().err
+    assert repro.complete_prefix([{"episode_index": i} for i in (2, 0, 1)]) == [
+        {"episode_index": 0}, {"episode_index": 1}, {"episode_index": 2}]
+    assert repro.complete_prefix([{"episode_index": 1}]) == []
