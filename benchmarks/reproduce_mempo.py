@@ -26,8 +26,10 @@ Usage (the full recipe; the exact commands and timings land in the results file)
     python benchmarks/reproduce_mempo.py sft --memory full --name sft-full-r1 --out runs/repro   # likewise
     python benchmarks/reproduce_mempo.py sft --memory full --init runs/repro/sft-full-r1/adapter --name sft-full \
         --seed 1 --sft-steps 400 --sft-lr 1e-3 --out runs/repro
-    python benchmarks/reproduce_mempo.py rl --algo grpo --out runs/repro
+    python benchmarks/reproduce_mempo.py rl --algo grpo --out runs/repro   # from runs/repro/sft-self/adapter
     python benchmarks/reproduce_mempo.py rl --algo mempo --out runs/repro
+    python benchmarks/reproduce_mempo.py rl --algo mempo --rl-steps 12 --init agents/checkpoints/mempo-smollm2-135m-lora \
+        --out runs/repro   # from the shipped adapter; a killed run continues with --resume
     python benchmarks/reproduce_mempo.py eval --out runs/repro
     python benchmarks/reproduce_mempo.py all --preset smoke --out runs/smoke   # ~5 min check
 """
@@ -195,29 +197,64 @@ def rl_config(stage: str, init: Path, preset: Preset, seed: int, flat_groups: st
 
 
 def stage_rl(args: argparse.Namespace, preset: Preset) -> Path:
+    """GRPO or MemPO from an SFT adapter (``--init``, default ``OUT/sft-self/adapter``). The
+    adapter, optimizer state and step are saved after every step (``OUT/<run>/adapter``,
+    ``optimizer.safetensors``, ``trainer_state.json``; safetensors + JSON), so ``--resume``
+    continues a killed run where it stopped and a stopped run still leaves its latest policy."""
+    from safetensors.torch import load_file, save_file
+
     from mempo_gym.tokenizer import load_hf_tokenizer
 
+    from mempo_agents.trainer.checkpoint import optimizer_from_flat, optimizer_to_flat
     from mempo_agents.trainer.mempo import train_rl
     from mempo_agents.trainer.policy import load_policy_model, save_policy
 
-    init = Path(args.out) / "sft-self" / "adapter"
-    name = args.rl_stage if args.flat_groups == "skip" or args.rl_stage == "grpo" else f"{args.rl_stage}-apply"
+    init = Path(args.init) if args.init else Path(args.out) / "sft-self" / "adapter"
+    name = args.name or (args.rl_stage if args.flat_groups == "skip" or args.rl_stage == "grpo"
+                         else f"{args.rl_stage}-apply")
     out = Path(args.out) / name
-    out.mkdir(parents=True, exist_ok=True)
-    record_command(out, init)
+    state_path = out / "trainer_state.json"
+    start, optimizer_state = 0, None
+    if args.resume and state_path.is_file():
+        state = json.loads(state_path.read_text(encoding="utf-8"))
+        start = int(state["step"])
+        tensors = load_file(str(out / "optimizer.safetensors")) if (out / "optimizer.safetensors").is_file() else {}
+        optimizer_state = optimizer_from_flat(tensors, state["optimizer"])
+        policy_from = out / "adapter"
+    elif state_path.is_file():
+        raise SystemExit(f"error: {out} already holds an RL run (step {json.loads(state_path.read_text())['step']}); "
+                         "pass --resume to continue it or --name to start another")
+    else:
+        if not (init / "adapter_config.json").is_file():
+            raise SystemExit(f"error: {init} is not an adapter folder; run the sft stage first or pass --init FOLDER")
+        out.mkdir(parents=True, exist_ok=True)
+        record_command(out, init)
+        policy_from = init
     log = out / "log.jsonl"
     started = time.process_time()
     cfg = rl_config(args.rl_stage, init, preset, args.seed, args.flat_groups, args.minibatch_tokens)
+    if args.rl_steps:
+        cfg.steps = args.rl_steps
     cfg.save(out / "config.yaml")
     tokenizer = load_hf_tokenizer()
-    policy = load_policy_model(init, trainable=True)
+    policy = load_policy_model(policy_from, trainable=True)
     envs = [make_env(k, "train", 100 + w, n, "self") for w in range(preset.rl_worlds)
             for k, n in {1: 8, 2: 4, 4: 2, 8: 1}.items()]
-    train_rl(cfg, policy, tokenizer, envs,
+    settings = json.dumps(agent_settings("self"), indent=2)
+
+    def checkpoint(step: int, model: Any, optimizer: torch.optim.Optimizer) -> None:
+        save_policy(model, out / "adapter")
+        (out / "adapter" / "mempo_agent.json").write_text(settings, encoding="utf-8")
+        tensors, meta = optimizer_to_flat(optimizer.state_dict())
+        save_file(tensors, str(out / "optimizer.safetensors"))
+        tmp = state_path.with_suffix(".tmp")  # the step is written last: it names a complete checkpoint
+        tmp.write_text(json.dumps({"step": step, "optimizer": meta, "init": str(init)}), encoding="utf-8")
+        tmp.replace(state_path)
+
+    cfg.save_every = 1
+    train_rl(cfg, policy, tokenizer, envs, checkpoint=checkpoint, start_step=start, optimizer_state=optimizer_state,
              log=lambda step, row: log_line(log, {"stage": name, "step": step, **row,
                                                   "cpu_s": time.process_time() - started}))
-    save_policy(policy, out / "adapter")
-    (out / "adapter" / "mempo_agent.json").write_text(json.dumps(agent_settings("self"), indent=2), encoding="utf-8")
     return out
 
 
@@ -410,8 +447,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--episodes", default="", help="override episodes per k, e.g. 1=50,2=50")
     parser.add_argument("--hotpotqa", type=int, default=0,
                         help="eval: also play N episodes of MemPO-HotpotQA-v0 (real sample; $MEMPO_GYM_DATA)")
-    parser.add_argument("--init", default="", help="sft: continue this adapter folder")
-    parser.add_argument("--name", default="", help="sft: output folder name (default sft-MEMORY)")
+    parser.add_argument("--init", default="", help="sft: continue this adapter folder; rl: start from it "
+                        "(default OUT/sft-self/adapter)")
+    parser.add_argument("--name", default="", help="sft / rl: output folder name (default sft-MEMORY / the algorithm)")
+    parser.add_argument("--rl-steps", type=int, default=0, help="rl: policy updates (default: the preset's)")
+    parser.add_argument("--resume", action="store_true", help="rl: continue the run in OUT/NAME from its last step")
     parser.add_argument("--sft-steps", type=int, default=0, help="sft: optimizer steps (default: the preset's)")
     parser.add_argument("--sft-lr", type=float, default=0.0, help="sft: peak learning rate (default 6e-4)")
     parser.add_argument("--minibatch-tokens", type=int, default=4096,
