@@ -217,7 +217,7 @@ def stage_rl(args: argparse.Namespace, preset: Preset) -> Path:
     start, optimizer_state = 0, None
     if args.resume and state_path.is_file():
         state = json.loads(state_path.read_text(encoding="utf-8"))
-        start = int(state["step"])
+        start, init = int(state["step"]), Path(state["init"])  # the run's own start adapter
         tensors = load_file(str(out / "optimizer.safetensors")) if (out / "optimizer.safetensors").is_file() else {}
         optimizer_state = optimizer_from_flat(tensors, state["optimizer"])
         policy_from = out / "adapter"
