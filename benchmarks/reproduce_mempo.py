@@ -252,7 +252,9 @@ def stage_rl(args: argparse.Namespace, preset: Preset) -> Path:
         tmp.replace(state_path)
 
     cfg.save_every = 1
+    reference = load_policy_model(init) if start else None  # KL to the start policy, also when resumed
     train_rl(cfg, policy, tokenizer, envs, checkpoint=checkpoint, start_step=start, optimizer_state=optimizer_state,
+             reference=reference,
              log=lambda step, row: log_line(log, {"stage": name, "step": step, **row,
                                                   "cpu_s": time.process_time() - started}))
     return out

@@ -747,14 +747,16 @@ def train_rl(
     checkpoint: Callable[[int, torch.nn.Module, torch.optim.Optimizer], None] | None = None,
     start_step: int = 0,
     optimizer_state: dict[str, Any] | None = None,
+    reference: torch.nn.Module | None = None,
 ) -> torch.nn.Module:
-    """GRPO (``cfg.stage == "grpo"``) or MemPO (``"mempo"``) for ``cfg.steps`` updates."""
+    """GRPO (``cfg.stage == "grpo"``) or MemPO (``"mempo"``) for ``cfg.steps`` updates. The KL
+    reference is ``reference`` (the start policy: pass it when resuming), else a copy of ``policy``."""
     from accelerate import Accelerator
 
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision)
     ref_policy = None
     if cfg.kl_beta > 0:  # the frozen start policy, prepared like the policy (device, precision)
-        ref_policy = copy.deepcopy(policy).eval()
+        ref_policy = (reference if reference is not None else copy.deepcopy(policy)).eval()
         for p in ref_policy.parameters():
             p.requires_grad_(False)
         ref_policy = accelerator.prepare_model(ref_policy, evaluation_mode=True)
