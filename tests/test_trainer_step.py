@@ -269,6 +269,23 @@ def test_train_rl_checkpoints_and_resumes(tok, world_env, tmp_path) -> None:
     assert saved == [1, 2] and [s for s, _ in logs] == [1, 2]
 
 
+def test_cli_resume_keeps_the_start_policy_as_kl_reference(tok, tmp_path) -> None:
+    """``python -m mempo_agents.trainer --resume`` measures KL to ``init_model``, not to the
+    resumed weights (a copy of those would restart KL at 0 on every resume)."""
+    from mempo_agents.trainer.__main__ import kl_reference
+
+    start = tiny_llama(tok, seed=0)
+    start.save_pretrained(str(tmp_path / "init"), safe_serialization=True)
+    tok.save_pretrained(str(tmp_path / "init"))
+    cfg = TrainerConfig(stage="grpo", init_model=str(tmp_path / "init"), kl_beta=0.04)
+    assert kl_reference(cfg, 0) is None and kl_reference(replace(cfg, kl_beta=0.0), 3) is None
+    ref = kl_reference(cfg, 3)
+    resumed = tiny_llama(tok, seed=1)  # stands in for weights moved by 3 updates
+    ids = torch.tensor([[5, 6, 7]])
+    assert torch.allclose(ref(input_ids=ids).logits, start(input_ids=ids).logits, atol=1e-6)
+    assert not torch.allclose(ref(input_ids=ids).logits, resumed(input_ids=ids).logits, atol=1e-3)
+
+
 def test_old_reference_and_new_logprobs_share_one_precision(tok, world_env) -> None:
     """On the first update with the reference equal to the policy, the ratio is exactly 1 and
     the KL exactly 0 under bf16 autocast (old/ref in fp32 and new in bf16 gave clip 0.0017, KL 0.0023)."""

@@ -109,8 +109,17 @@ def main(argv: list[str] | None = None) -> int:
         save_checkpoint(out / "last", policy, tokenizer, step, cfg.to_dict(), optimizer)
 
     train_rl(cfg, model, tokenizer, envs, eval_envs, log=logger, checkpoint=checkpoint,
-             start_step=start, optimizer_state=opt_state)
+             start_step=start, optimizer_state=opt_state, reference=kl_reference(cfg, start))
     return 0
+
+
+def kl_reference(cfg: TrainerConfig, start_step: int) -> Any | None:
+    """The frozen KL reference of a resumed RL run: the start policy rebuilt from the config
+    (``init_model``, or the seeded fresh model), never the resumed weights. ``None`` on a fresh
+    run (``train_rl`` then copies the policy it was given) or when the KL term is off."""
+    if start_step <= 0 or cfg.kl_beta <= 0:
+        return None
+    return load_policy(cfg)[0]
 
 
 if __name__ == "__main__":
