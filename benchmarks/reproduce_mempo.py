@@ -332,7 +332,7 @@ def stage_table(args: argparse.Namespace) -> None:
     """One table from the eval run folders: F1/EM with 95% bootstrap intervals and token means."""
     from mempo_gym.harness.runfiles import read_episodes
 
-    rows = []
+    rows, cells = [], {}
     for folder in sorted((Path(args.out) / "eval").glob("*-*")):
         if folder.name.endswith("-hotpotqa"):
             model, k = folder.name[: -len("-hotpotqa")], "hotpotqa"
@@ -344,13 +344,18 @@ def stage_table(args: argparse.Namespace) -> None:
         if not eps:
             continue
         rows.append({"model": model, "k": int(k) if k.isdigit() else k, "n": len(eps), **summary(eps)})
+        cells[(model, rows[-1]["k"])] = eps
     rows.sort(key=lambda r: (isinstance(r["k"], str), MODEL_ORDER.index(r["model"]) if r["model"] in MODEL_ORDER else 99,
                              str(r["k"]).zfill(3)))
     out = Path(args.out)
     curves = {name: [json.loads(line) for line in (out / name / "log.jsonl").read_text().splitlines()
                      if '"step"' in line] for name in ("grpo", "mempo", "mempo-apply") if (out / name / "log.jsonl").is_file()}
-    (out / "results.json").write_text(json.dumps({"table": rows, "curves": curves}, indent=2), encoding="utf-8")
+    diffs = paired_differences(cells)
+    (out / "results.json").write_text(json.dumps({"table": rows, "paired": diffs, "curves": curves}, indent=2),
+                                      encoding="utf-8")
     text = markdown_table(rows)
+    if diffs:
+        text += "\n\n" + markdown_differences(diffs)
     print(text)
     if args.results:
         write_results(Path(args.results), out, text, curves)
@@ -423,6 +428,53 @@ def summary(episodes: Sequence[dict[str, Any]]) -> dict[str, Any]:
         if key in ("f1", "em"):
             out[f"{key}_ci"] = bootstrap_ci(values)
     return out
+
+
+PAIRS = (("mempo", "grpo"), ("mempo", "sft"), ("grpo", "sft"), ("mempo-apply", "mempo"), ("sft", "full-context"),
+         ("mempo", "full-context"))
+
+
+def paired_bootstrap_ci(a: Sequence[float], b: Sequence[float], n: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% interval of mean(a - b) resampling *tasks* (both models played the same tasks)."""
+    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    return bootstrap_ci(diff.tolist(), n=n, seed=seed)
+
+
+def paired_differences(cells: dict[tuple[str, Any], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Model A minus model B on the tasks both played (same env, seed and task order: the same
+    ``episode_index`` is the same task), for every pair in :data:`PAIRS` and every k."""
+    out = []
+    for (model, k), eps in cells.items():
+        for a, b in PAIRS:
+            if model != a or (b, k) not in cells:
+                continue
+            other = {int(e["episode_index"]): e for e in cells[(b, k)]}
+            common = [(e, other[int(e["episode_index"])]) for e in eps if int(e["episode_index"]) in other]
+            if not common:
+                continue
+            row: dict[str, Any] = {"a": a, "b": b, "k": k, "n": len(common)}
+            for key in ("f1", "em", "tokens_total"):
+                va = [float(x.get(key) or 0.0) for x, _ in common]
+                vb = [float(y.get(key) or 0.0) for _, y in common]
+                row[key] = float(np.mean(va) - np.mean(vb))
+                row[f"{key}_ci"] = paired_bootstrap_ci(va, vb)
+            row["a_only"] = sum(float(x.get("em") or 0) > float(y.get("em") or 0) for x, y in common)
+            row["b_only"] = sum(float(y.get("em") or 0) > float(x.get("em") or 0) for x, y in common)
+            out.append(row)
+    out.sort(key=lambda r: (PAIRS.index((r["a"], r["b"])), str(r["k"]).zfill(3)))
+    return out
+
+
+def markdown_differences(diffs: Sequence[dict[str, Any]]) -> str:
+    lines = ["Paired differences (A - B on the same tasks; 95% bootstrap over tasks; "
+             "EM wins = tasks only A / only B answered exactly):", "",
+             "| A - B | k | n | F1 diff [95% CI] | EM diff [95% CI] | tokens_total diff | EM wins A / B |",
+             "|" + "---|" * 7]
+    for r in diffs:
+        ci = lambda key: f"{r[key]:+.3f} [{r[key + '_ci'][0]:+.2f}, {r[key + '_ci'][1]:+.2f}]"  # noqa: E731
+        lines.append(f"| {r['a']} - {r['b']} | {r['k']} | {r['n']} | {ci('f1')} | {ci('em')} | "
+                     f"{r['tokens_total']:+.0f} | {r['a_only']} / {r['b_only']} |")
+    return "\n".join(lines)
 
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:

@@ -30,3 +30,21 @@ def test_a_stopped_cell_is_scored_on_the_first_tasks_of_the_order_only(capsys) -
     assert repro.complete_prefix([{"episode_index": i} for i in (2, 0, 1)]) == [
         {"episode_index": 0}, {"episode_index": 1}, {"episode_index": 2}]
     assert repro.complete_prefix([{"episode_index": 1}]) == []
+
+
+def test_paired_differences_match_tasks_by_index_and_resample_tasks() -> None:
+    repro = load_script()
+    # A answers tasks 0-5, B answers 0-1 and 6-7 (B also played task 9, A did not)
+    a = [{"episode_index": i, "em": float(i < 6), "f1": float(i < 6), "tokens_total": 100} for i in range(8)]
+    b = [{"episode_index": i, "em": float(i < 2 or i >= 6), "f1": float(i < 2 or i >= 6), "tokens_total": 150}
+         for i in [*range(8), 9]]
+    (row,) = repro.paired_differences({("mempo", 1): a, ("grpo", 1): b})
+    assert (row["a"], row["b"], row["n"]) == ("mempo", "grpo", 8)
+    assert row["em"] == pytest.approx(6 / 8 - 4 / 8) and row["tokens_total"] == pytest.approx(-50)
+    assert (row["a_only"], row["b_only"]) == (4, 2)
+    lo, hi = row["em_ci"]
+    assert -1.0 <= lo < row["em"] < hi <= 1.0
+    # identical models: the difference and its interval are exactly 0
+    (same,) = repro.paired_differences({("mempo", 2): a, ("grpo", 2): a})
+    assert same["em"] == 0.0 and same["em_ci"] == (0.0, 0.0)
+    assert "| mempo - grpo | 1 | 8 | +0.250" in repro.markdown_differences([row])
