@@ -332,6 +332,8 @@ def stage_table(args: argparse.Namespace) -> None:
     """One table from the eval run folders: F1/EM with 95% bootstrap intervals and token means."""
     from mempo_gym.harness.runfiles import read_episodes
 
+    if not (Path(args.out) / "eval").is_dir():
+        raise SystemExit(f"error: {Path(args.out) / 'eval'} does not exist; run the eval stage into --out first")
     rows, cells = [], {}
     for folder in sorted((Path(args.out) / "eval").glob("*-*")):
         if folder.name.endswith("-hotpotqa"):
