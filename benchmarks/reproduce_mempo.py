@@ -113,8 +113,12 @@ def record_command(out: Path, parent: Path | None = None) -> None:
     """Write the commands that made ``out`` to its COMMAND.txt: those of the stage it continued
     (``parent``, an adapter folder) followed by this one."""
     previous = ""
-    if parent is not None and (parent.parent / "COMMAND.txt").is_file():
-        previous = (parent.parent / "COMMAND.txt").read_text(encoding="utf-8")
+    if parent is not None:  # a stage's adapter/ (COMMAND.txt beside it) or a shipped folder (inside it)
+        for recorded in (parent.parent / "COMMAND.txt", parent / "COMMAND.txt"):
+            if recorded.is_file():
+                previous = recorded.read_text(encoding="utf-8")
+                previous += "" if previous.endswith("\n") else "\n"
+                break
     line = "python benchmarks/reproduce_mempo.py " + " ".join(sys.argv[1:])
     (out / "COMMAND.txt").write_text(previous + line + "\n", encoding="utf-8")
 
