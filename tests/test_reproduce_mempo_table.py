@@ -48,3 +48,20 @@ def test_paired_differences_match_tasks_by_index_and_resample_tasks() -> None:
     (same,) = repro.paired_differences({("mempo", 2): a, ("grpo", 2): a})
     assert same["em"] == 0.0 and same["em_ci"] == (0.0, 0.0)
     assert "| mempo - grpo | 1 | 8 | +0.250" in repro.markdown_differences([row])
+
+
+def test_a_stage_records_the_commands_of_the_adapter_it_continued(tmp_path, monkeypatch) -> None:
+    repro = load_script()
+    shipped = tmp_path / "shipped"  # a shipped adapter folder keeps COMMAND.txt inside it
+    shipped.mkdir()
+    (shipped / "COMMAND.txt").write_text("python benchmarks/reproduce_mempo.py sft --name a", encoding="utf-8")
+    monkeypatch.setattr(sys, "argv", ["reproduce_mempo.py", "rl", "--algo", "grpo"])
+    (tmp_path / "run").mkdir()
+    repro.record_command(tmp_path / "run", shipped)
+    assert (tmp_path / "run" / "COMMAND.txt").read_text(encoding="utf-8").splitlines() == [
+        "python benchmarks/reproduce_mempo.py sft --name a", "python benchmarks/reproduce_mempo.py rl --algo grpo"]
+    stage = tmp_path / "stage"  # a stage folder: COMMAND.txt beside its adapter/
+    (stage / "adapter").mkdir(parents=True)
+    (stage / "COMMAND.txt").write_text("sft line\n", encoding="utf-8")
+    repro.record_command(tmp_path / "run", stage / "adapter")
+    assert (tmp_path / "run" / "COMMAND.txt").read_text(encoding="utf-8").splitlines()[0] == "sft line"
