@@ -473,7 +473,7 @@ def paired_differences(cells: dict[tuple[str, Any], list[dict[str, Any]]]) -> li
 
 def markdown_differences(diffs: Sequence[dict[str, Any]]) -> str:
     lines = ["Paired differences (A - B on the same tasks; 95% bootstrap over tasks; "
-             "EM wins = tasks only A / only B answered exactly):", "",
+             "EM wins = tasks on which A / B scored the higher EM):", "",
              "| A - B | k | n | F1 diff [95% CI] | EM diff [95% CI] | tokens_total diff | EM wins A / B |",
              "|" + "---|" * 7]
     for r in diffs:
