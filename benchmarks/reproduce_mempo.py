@@ -436,8 +436,8 @@ def summary(episodes: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-PAIRS = (("mempo", "grpo"), ("mempo", "sft"), ("grpo", "sft"), ("mempo-apply", "mempo"), ("sft", "full-context"),
-         ("mempo", "full-context"))
+PAIRS = (("mempo", "grpo"), ("mempo", "sft"), ("grpo", "sft"), ("mempo-apply", "mempo"), ("mempo-apply", "grpo"),
+         ("mempo-apply", "sft"), ("sft", "full-context"), ("mempo", "full-context"))
 
 
 def paired_bootstrap_ci(a: Sequence[float], b: Sequence[float], n: int = 2000, seed: int = 0) -> tuple[float, float]:
