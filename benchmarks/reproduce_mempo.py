@@ -182,7 +182,8 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
 RL_SCHEDULE = [[0, [1, 2]], [2, [1, 2, 4]], [6, [1, 2, 4, 8]]]  # curriculum over k (first step, ks)
 
 
-def rl_config(stage: str, init: Path, preset: Preset, seed: int, flat_groups: str, minibatch_tokens: int = 4096) -> Any:
+def rl_config(stage: str, init: Path, preset: Preset, seed: int, flat_groups: str, minibatch_tokens: int = 4096,
+              memory_scale: str = "std") -> Any:
     """The RL settings. Paper-faithful: EM reward with format validity (an invalid or unanswered
     episode scores 0), group-relative advantages, clipped surrogate (eps 0.2), k3 KL to the
     start policy, memory weight 1. CPU recipe: LoRA instead of full fine-tuning, a group of 4
@@ -193,11 +194,19 @@ def rl_config(stage: str, init: Path, preset: Preset, seed: int, flat_groups: st
     return TrainerConfig(
         stage=stage, init_model=str(init), group_size=preset.group_size, tasks_per_step=preset.tasks_per_step,
         steps=preset.rl_steps, reward_metric="em", format_penalty=0.0, memory_weight=1.0, memory_norm="turn",
-        memory_flat_groups=flat_groups, log_memory_reward=stage == "mempo", clip_eps=0.2, kl_beta=0.01, ppo_epochs=1,
+        memory_flat_groups=flat_groups, memory_scale=memory_scale, log_memory_reward=stage == "mempo", clip_eps=0.2, kl_beta=0.01, ppo_epochs=1,
         temperature=1.0, max_new_tokens=96, lr=1e-4, warmup_steps=1, mixed_precision="bf16",
         minibatch_tokens=minibatch_tokens, seed=seed,
         objectives_schedule=RL_SCHEDULE, lora_rank=LORA_RANK, output_dir="", save_every=0,
     )
+
+
+def rl_run_name(stage: str, flat_groups: str, memory_scale: str) -> str:
+    """Default run folder: ``grpo``, ``mempo``, or ``mempo`` plus its non-default memory settings
+    (``mempo-apply``, ``mempo-center``, ``mempo-apply-center``)."""
+    if stage == "grpo":
+        return "grpo"
+    return stage + ("-apply" if flat_groups == "apply" else "") + ("-center" if memory_scale == "none" else "")
 
 
 def stage_rl(args: argparse.Namespace, preset: Preset) -> Path:
@@ -214,8 +223,7 @@ def stage_rl(args: argparse.Namespace, preset: Preset) -> Path:
     from mempo_agents.trainer.policy import load_policy_model, save_policy
 
     init = Path(args.init) if args.init else Path(args.out) / "sft-self" / "adapter"
-    name = args.name or (args.rl_stage if args.flat_groups == "skip" or args.rl_stage == "grpo"
-                         else f"{args.rl_stage}-apply")
+    name = args.name or rl_run_name(args.rl_stage, args.flat_groups, args.memory_scale)
     out = Path(args.out) / name
     state_path = out / "trainer_state.json"
     start, optimizer_state = 0, None
@@ -236,7 +244,7 @@ def stage_rl(args: argparse.Namespace, preset: Preset) -> Path:
         policy_from = init
     log = out / "log.jsonl"
     started = time.process_time()
-    cfg = rl_config(args.rl_stage, init, preset, args.seed, args.flat_groups, args.minibatch_tokens)
+    cfg = rl_config(args.rl_stage, init, preset, args.seed, args.flat_groups, args.minibatch_tokens, args.memory_scale)
     if args.rl_steps:
         cfg.steps = args.rl_steps
     cfg.save(out / "config.yaml")
@@ -355,7 +363,7 @@ def stage_table(args: argparse.Namespace) -> None:
                              str(r["k"]).zfill(3)))
     out = Path(args.out)
     curves = {name: [json.loads(line) for line in (out / name / "log.jsonl").read_text().splitlines()
-                     if '"step"' in line] for name in ("grpo", "mempo", "mempo-apply") if (out / name / "log.jsonl").is_file()}
+                     if '"step"' in line] for name in RL_RUNS if (out / name / "log.jsonl").is_file()}
     diffs = paired_differences(cells)
     (out / "results.json").write_text(json.dumps({"table": rows, "paired": diffs, "curves": curves}, indent=2),
                                       encoding="utf-8")
@@ -398,8 +406,8 @@ def write_results(path: Path, out: Path, table: str, curves: dict[str, list[dict
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-MODEL_ORDER = ["base", "sft-r1", "sft", "sft-temp0.7", "grpo", "mempo", "mempo-apply", "full-context-r1", "full-context",
-               "oracle"]
+RL_RUNS = ("grpo", "mempo", "mempo-apply", "mempo-center", "mempo-apply-center")
+MODEL_ORDER = ["base", "sft-r1", "sft", "sft-temp0.7", *RL_RUNS, "full-context-r1", "full-context", "oracle"]
 COLUMNS = ("f1", "em", "tokens_total", "tokens_peak", "tokens_generated", "turns", "malformed_turns")
 
 
@@ -437,7 +445,8 @@ def summary(episodes: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 PAIRS = (("mempo", "grpo"), ("mempo", "sft"), ("grpo", "sft"), ("mempo-apply", "mempo"), ("mempo-apply", "grpo"),
-         ("mempo-apply", "sft"), ("sft", "full-context"), ("mempo", "full-context"))
+         ("mempo-apply", "sft"), ("mempo-center", "mempo"), ("mempo-center", "grpo"), ("mempo-center", "sft"),
+         ("sft", "full-context"), ("mempo", "full-context"))
 
 
 def paired_bootstrap_ci(a: Sequence[float], b: Sequence[float], n: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -502,6 +511,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--algo", dest="rl_stage", choices=["grpo", "mempo"], default="mempo", help="rl: GRPO or MemPO")
     parser.add_argument("--flat-groups", choices=["skip", "apply"], default="skip",
                         help="MemPO: memory advantage in groups without trajectory signal")
+    parser.add_argument("--memory-scale", choices=["std", "none"], default="std",
+                        help="MemPO: divide A^M by its bucket's std (Eq. 5) or only centre it")
     parser.add_argument("--models", default="base,sft,grpo,mempo,full-context,oracle")
     parser.add_argument("--ks", default="1,2,4,8")
     parser.add_argument("--episodes", default="", help="override episodes per k, e.g. 1=50,2=50")

@@ -65,3 +65,11 @@ def test_a_stage_records_the_commands_of_the_adapter_it_continued(tmp_path, monk
     (stage / "COMMAND.txt").write_text("sft line\n", encoding="utf-8")
     repro.record_command(tmp_path / "run", stage / "adapter")
     assert (tmp_path / "run" / "COMMAND.txt").read_text(encoding="utf-8").splitlines()[0] == "sft line"
+
+
+def test_rl_run_folders_name_their_non_default_memory_settings() -> None:
+    repro = load_script()
+    assert [repro.rl_run_name("grpo", "apply", "none"), repro.rl_run_name("mempo", "skip", "std"),
+            repro.rl_run_name("mempo", "apply", "std"), repro.rl_run_name("mempo", "skip", "none")] == [
+        "grpo", "mempo", "mempo-apply", "mempo-center"]
+    assert set(repro.RL_RUNS) <= set(repro.MODEL_ORDER)

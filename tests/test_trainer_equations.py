@@ -215,6 +215,20 @@ def test_memory_advantage_of_a_group_without_trajectory_signal_is_an_explicit_ch
         memory_advantages(rewards, groups, flat_groups="sometimes")
 
 
+def test_memory_advantage_without_std_keeps_the_scale_of_the_memory_reward() -> None:
+    # two memories whose P(answer) differ by a few thousandths, and one alone at its turn index
+    rewards = [{0: 0.101, 1: 0.5}, {0: 0.104}]
+    groups = [0, 0]
+    scaled = memory_advantages(rewards, groups, "turn", scale="std")
+    centred = memory_advantages(rewards, groups, "turn", scale="none")
+    # float32: the difference of 0.101 and 0.104 is exact to about 1e-5 relative
+    assert scaled[0][0] == pytest.approx(-0.70710678, rel=1e-4) and scaled[1][0] == pytest.approx(0.70710678, rel=1e-4)
+    assert centred[0][0] == pytest.approx(-0.0015, rel=1e-4) and centred[1][0] == pytest.approx(0.0015, rel=1e-4)
+    assert centred[0][1] == 0.0 and scaled[0][1] == 0.0  # a bucket of one: nothing to compare with
+    with pytest.raises(ValueError, match="scale"):
+        memory_advantages(rewards, groups, scale="max")
+
+
 # ---------------------------------------------------------------- objective (Eq. 10)
 def test_clipped_surrogate_hand_computed() -> None:
     ratio = torch.tensor([1.5, 0.5, 0.5, 1.5])
@@ -269,6 +283,8 @@ def test_config_round_trip_and_errors(tmp_path) -> None:
         TrainerConfig.from_dict({"init_model": "m", "learning_rate": 1.0})
     with pytest.raises(ValueError, match="init_model"):
         TrainerConfig()
+    with pytest.raises(ValueError, match="memory_scale"):
+        TrainerConfig(init_model="m", memory_scale="max")
 
 
 def test_optimizer_state_flattens_without_pickle() -> None:

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 STAGES = ("sft", "grpo", "mempo")
 REWARD_METRICS = ("em", "f1")
 MEMORY_NORMS = ("turn", "group")
+MEMORY_SCALES = ("std", "none")
 
 
 @dataclass
@@ -39,7 +40,9 @@ class TrainerConfig:
         reward_metric: ``"em"`` or ``"f1"`` for R^T; format_penalty: subtracted from R^T
             when the episode was malformed or unanswered (R^T is then ``-format_penalty``).
         memory_weight: w of Eq. 9; memory_norm: ``"turn"`` (normalise R^M over the group at
-            the same turn index, default) or ``"group"`` (over all memories of the group).
+            the same turn index, default) or ``"group"`` (over all memories of the group);
+            memory_scale: ``"std"`` (Eq. 5: divide by the bucket's std, default) or ``"none"``
+            (centre only, so A^M keeps the scale of R^M, a probability difference).
         memory_flat_groups: ``"skip"`` (default) or ``"apply"``: whether a group whose
             trajectory rewards are all equal (A^T = 0) still gets its memory advantage
             (see :func:`~mempo_agents.trainer.mempo.memory_advantages`).
@@ -73,6 +76,7 @@ class TrainerConfig:
     format_penalty: float = 0.0
     memory_weight: float = 1.0
     memory_norm: str = "turn"
+    memory_scale: str = "std"
     memory_flat_groups: str = "skip"
     log_memory_reward: bool = False
     clip_eps: float = 0.2
@@ -109,6 +113,8 @@ class TrainerConfig:
             raise ValueError(f"reward_metric must be one of {REWARD_METRICS}, got {self.reward_metric!r}")
         if self.memory_norm not in MEMORY_NORMS:
             raise ValueError(f"memory_norm must be one of {MEMORY_NORMS}, got {self.memory_norm!r}")
+        if self.memory_scale not in MEMORY_SCALES:
+            raise ValueError(f"memory_scale must be one of {MEMORY_SCALES}, got {self.memory_scale!r}")
         if self.memory_flat_groups not in ("skip", "apply"):
             raise ValueError(f"memory_flat_groups must be 'skip' or 'apply', got {self.memory_flat_groups!r}")
         if self.lora_rank < 0:

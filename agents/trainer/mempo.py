@@ -358,6 +358,7 @@ def memory_advantages(
     norm: str = "turn",
     trajectory_rewards: Sequence[float] | None = None,
     flat_groups: str = "apply",
+    scale: str = "std",
 ) -> list[dict[int, float]]:
     """A^M_{i,t}: R^M normalised within the group (Eq. 5).
 
@@ -369,7 +370,13 @@ def memory_advantages(
     all failed, say) does with its memory advantage. ``"apply"`` keeps it (the paper's
     rule: the memory term then moves ``<mem>`` tokens on its own); ``"skip"`` sets it to 0,
     so a group with no trajectory signal does not update at all.
+
+    ``scale="std"`` (Eq. 5) divides each bucket by its std; ``"none"`` only subtracts its mean,
+    so A^M stays a difference of probabilities: in a bucket of a few memories whose P(answer)
+    differ by thousandths, ``"std"`` still gives them advantages of about +-1.
     """
+    if scale not in ("std", "none"):
+        raise ValueError(f"scale must be 'std' or 'none', got {scale!r}")
     if flat_groups not in ("apply", "skip"):
         raise ValueError(f"flat_groups must be 'apply' or 'skip', got {flat_groups!r}")
     if flat_groups == "skip" and trajectory_rewards is None:
@@ -391,7 +398,11 @@ def memory_advantages(
         for bucket in buckets:
             if not bucket:
                 continue
-            normed = group_normalize(torch.tensor([rewards[i][t] for i, t in bucket]))
+            values = torch.tensor([rewards[i][t] for i, t in bucket])
+            if scale == "std":
+                normed = group_normalize(values)
+            else:  # centred only; a bucket of one has nothing to compare with
+                normed = values - values.mean() if len(bucket) > 1 else torch.zeros_like(values)
             for (i, t), a in zip(bucket, normed.tolist()):
                 adv[i][t] = a
     return adv
@@ -573,7 +584,7 @@ def collect_rollouts(
         r_mem, p_mem = memory_rewards_and_probabilities(policy, trajs, tokenizer, cfg.minibatch_tokens)
         for tr in trajs:  # mean P(answer | q, mem) of the batch, for the training curves
             tr.metrics["p_answer_given_mem"] = float(np.mean(p_mem)) if p_mem else 0.0
-    a_mem = (memory_advantages(r_mem, groups, cfg.memory_norm, rewards, cfg.memory_flat_groups)
+    a_mem = (memory_advantages(r_mem, groups, cfg.memory_norm, rewards, cfg.memory_flat_groups, cfg.memory_scale)
              if cfg.use_memory_reward else None)
     seqs = build_sequences(trajs, a_traj, a_mem, cfg.memory_weight if cfg.use_memory_reward else 0.0)
     return trajs, seqs, r_mem

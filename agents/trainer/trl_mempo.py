@@ -467,7 +467,8 @@ class MemPOGRPOTrainer(GRPOTrainer):
         a_mem = None
         if cfg.use_memory_reward:
             a_mem = memory_advantages([x[2] for x in everything], groups_all, cfg.memory_norm,
-                                      [x[1] for x in everything], cfg.memory_flat_groups)[start:start + len(local)]
+                                      [x[1] for x in everything], cfg.memory_flat_groups,
+                                      cfg.memory_scale)[start:start + len(local)]
         seqs = build_sequences(trajs, a_traj, a_mem, cfg.memory_weight if cfg.use_memory_reward else 0.0)
         weights = global_weights(seqs, len(local), len(everything))
         total = sum(x[3] for x in everything)
