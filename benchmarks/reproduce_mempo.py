@@ -27,7 +27,7 @@ Usage (the full recipe; the exact commands and timings land in the results file)
     python benchmarks/reproduce_mempo.py sft --memory full --init runs/repro/sft-full-r1/adapter --name sft-full \
         --seed 1 --sft-steps 400 --sft-lr 1e-3 --out runs/repro
     python benchmarks/reproduce_mempo.py rl --algo grpo --out runs/repro   # from runs/repro/sft-self/adapter
-    python benchmarks/reproduce_mempo.py rl --algo mempo --out runs/repro
+    python benchmarks/reproduce_mempo.py rl --algo mempo --out runs/repro   # into runs/repro/mempo-apply (--flat-groups apply, the default)
     python benchmarks/reproduce_mempo.py rl --algo mempo --rl-steps 12 --init agents/checkpoints/mempo-smollm2-135m-lora \
         --out runs/repro   # from the shipped adapter; a killed run continues with --resume
     python benchmarks/reproduce_mempo.py eval --out runs/repro
@@ -201,12 +201,11 @@ def rl_config(stage: str, init: Path, preset: Preset, seed: int, flat_groups: st
     )
 
 
-def rl_run_name(stage: str, flat_groups: str, memory_scale: str) -> str:
-    """Default run folder: ``grpo``, ``mempo``, or ``mempo`` plus its non-default memory settings
-    (``mempo-apply``, ``mempo-center``, ``mempo-apply-center``)."""
-    if stage == "grpo":
-        return "grpo"
-    return stage + ("-apply" if flat_groups == "apply" else "") + ("-center" if memory_scale == "none" else "")
+def rl_run_name(stage: str, flat_groups: str, memory_scale: str, seed: int = 0) -> str:
+    """Default run folder: ``grpo``, or ``mempo-apply`` / ``mempo-skip`` (the flat-groups rule, the
+    ablated setting, is always named) plus ``-center`` when A^M is only centred; ``-sN`` for seed N > 0."""
+    name = "grpo" if stage == "grpo" else f"{stage}-{flat_groups}" + ("-center" if memory_scale == "none" else "")
+    return name + (f"-s{seed}" if seed else "")
 
 
 def stage_rl(args: argparse.Namespace, preset: Preset) -> Path:
@@ -223,7 +222,7 @@ def stage_rl(args: argparse.Namespace, preset: Preset) -> Path:
     from mempo_agents.trainer.policy import load_policy_model, save_policy
 
     init = Path(args.init) if args.init else Path(args.out) / "sft-self" / "adapter"
-    name = args.name or rl_run_name(args.rl_stage, args.flat_groups, args.memory_scale)
+    name = args.name or rl_run_name(args.rl_stage, args.flat_groups, args.memory_scale, args.seed)
     out = Path(args.out) / name
     state_path = out / "trainer_state.json"
     start, optimizer_state = 0, None
@@ -359,11 +358,12 @@ def stage_table(args: argparse.Namespace) -> None:
             continue
         rows.append({"model": model, "k": int(k) if k.isdigit() else k, "n": len(eps), **summary(eps)})
         cells[(model, rows[-1]["k"])] = eps
-    rows.sort(key=lambda r: (isinstance(r["k"], str), MODEL_ORDER.index(r["model"]) if r["model"] in MODEL_ORDER else 99,
-                             str(r["k"]).zfill(3)))
+    rows.sort(key=lambda r: (isinstance(r["k"], str), model_rank(r["model"]), str(r["k"]).zfill(3)))
     out = Path(args.out)
+    runs = sorted((d.name for d in out.iterdir() if (d / "trainer_state.json").is_file() and (d / "log.jsonl").is_file()),
+                  key=model_rank)
     curves = {name: [json.loads(line) for line in (out / name / "log.jsonl").read_text().splitlines()
-                     if '"step"' in line] for name in RL_RUNS if (out / name / "log.jsonl").is_file()}
+                     if '"step"' in line] for name in runs}
     diffs = paired_differences(cells)
     (out / "results.json").write_text(json.dumps({"table": rows, "paired": diffs, "curves": curves}, indent=2),
                                       encoding="utf-8")
@@ -384,7 +384,7 @@ def write_results(path: Path, out: Path, table: str, curves: dict[str, list[dict
               "| run | step | R^T | EM | P(answer given mem) | R^M | KL | grad norm | CPU s |", "|" + "---|" * 9]
     for name, rows in curves.items():
         for r in rows:
-            measured = name != "grpo"  # GRPO runs with log_memory_reward off: R^M is not computed
+            measured = r.get("stage") != "grpo"  # GRPO runs with log_memory_reward off: R^M is not computed
             p_mem = f"{r['p_answer_given_mem']:.3f}" if measured else "n/a"
             r_mem = f"{r['memory_reward']:.4f}" if measured else "n/a"
             lines.append(f"| {name} | {r['step']} | {r['reward']:.3f} | {r['em']:.3f} | {p_mem} | {r_mem} | "
@@ -406,8 +406,15 @@ def write_results(path: Path, out: Path, table: str, curves: dict[str, list[dict
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-RL_RUNS = ("grpo", "mempo", "mempo-apply", "mempo-center", "mempo-apply-center")
-MODEL_ORDER = ["base", "sft-r1", "sft", "sft-temp0.7", *RL_RUNS, "full-context-r1", "full-context", "oracle"]
+MODEL_ORDER = ["base", "sft-r1", "sft", "sft-temp0.7", "grpo", "mempo", "full-context-r1", "full-context", "oracle"]
+
+
+def model_rank(model: str) -> tuple[int, str]:
+    """Table order: MODEL_ORDER, an RL run (``grpo-s2``, ``mempo-apply``) beside its algorithm."""
+    base = model if model in MODEL_ORDER else model.split("-")[0]
+    return (MODEL_ORDER.index(base) if base in MODEL_ORDER else len(MODEL_ORDER), model)
+
+
 COLUMNS = ("f1", "em", "tokens_total", "tokens_peak", "tokens_generated", "turns", "malformed_turns")
 
 
@@ -444,9 +451,21 @@ def summary(episodes: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-PAIRS = (("mempo", "grpo"), ("mempo", "sft"), ("grpo", "sft"), ("mempo-apply", "mempo"), ("mempo-apply", "grpo"),
-         ("mempo-apply", "sft"), ("mempo-center", "mempo"), ("mempo-center", "grpo"), ("mempo-center", "sft"),
-         ("sft", "full-context"), ("mempo", "full-context"))
+def seed_suffix(model: str) -> str:
+    """``-s2`` for ``mempo-apply-s2``, ``""`` for a run of seed 0."""
+    last = model.rsplit("-", 1)[-1]
+    return "-" + last if len(last) > 1 and last[0] == "s" and last[1:].isdigit() else ""
+
+
+def comparison_pairs(models: Sequence[str]) -> list[tuple[str, str]]:
+    """The pairs (A, B) the table differences: every MemPO run against the GRPO run of its seed,
+    every RL run against the SFT start, a seed replicate against its seed-0 run, and SFT against
+    the full-context counterpart."""
+    rl = [m for m in sorted(set(models), key=model_rank) if m.startswith(("grpo", "mempo"))]
+    pairs = [(m, "grpo" + seed_suffix(m)) for m in rl if m.startswith("mempo")]
+    pairs += [(m, "sft") for m in rl]
+    pairs += [(m, m[: -len(seed_suffix(m))]) for m in rl if seed_suffix(m)]
+    return pairs + [("sft", "full-context")]
 
 
 def paired_bootstrap_ci(a: Sequence[float], b: Sequence[float], n: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -457,10 +476,11 @@ def paired_bootstrap_ci(a: Sequence[float], b: Sequence[float], n: int = 2000, s
 
 def paired_differences(cells: dict[tuple[str, Any], list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """Model A minus model B on the tasks both played (same env, seed and task order: the same
-    ``episode_index`` is the same task), for every pair in :data:`PAIRS` and every k."""
+    ``episode_index`` is the same task), for every pair of :func:`comparison_pairs` and every k."""
     out = []
+    pairs = comparison_pairs([model for model, _ in cells])
     for (model, k), eps in cells.items():
-        for a, b in PAIRS:
+        for a, b in pairs:
             if model != a or (b, k) not in cells:
                 continue
             other = {int(e["episode_index"]): e for e in cells[(b, k)]}
@@ -476,7 +496,7 @@ def paired_differences(cells: dict[tuple[str, Any], list[dict[str, Any]]]) -> li
             row["a_only"] = sum(float(x.get("em") or 0) > float(y.get("em") or 0) for x, y in common)
             row["b_only"] = sum(float(y.get("em") or 0) > float(x.get("em") or 0) for x, y in common)
             out.append(row)
-    out.sort(key=lambda r: (PAIRS.index((r["a"], r["b"])), str(r["k"]).zfill(3)))
+    out.sort(key=lambda r: (pairs.index((r["a"], r["b"])), str(r["k"]).zfill(3)))
     return out
 
 
@@ -509,11 +529,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/repro")
     parser.add_argument("--memory", choices=["self", "full"], default="self")
     parser.add_argument("--algo", dest="rl_stage", choices=["grpo", "mempo"], default="mempo", help="rl: GRPO or MemPO")
-    parser.add_argument("--flat-groups", choices=["skip", "apply"], default="skip",
+    parser.add_argument("--flat-groups", choices=["skip", "apply"], default="apply",
                         help="MemPO: memory advantage in groups without trajectory signal")
     parser.add_argument("--memory-scale", choices=["std", "none"], default="std",
                         help="MemPO: divide A^M by its bucket's std (Eq. 5) or only centre it")
-    parser.add_argument("--models", default="base,sft,grpo,mempo,full-context,oracle")
+    parser.add_argument("--models", default="base,sft,grpo,mempo-apply,full-context,oracle")
     parser.add_argument("--ks", default="1,2,4,8")
     parser.add_argument("--episodes", default="", help="override episodes per k, e.g. 1=50,2=50")
     parser.add_argument("--hotpotqa", type=int, default=0,

@@ -67,9 +67,21 @@ def test_a_stage_records_the_commands_of_the_adapter_it_continued(tmp_path, monk
     assert (tmp_path / "run" / "COMMAND.txt").read_text(encoding="utf-8").splitlines()[0] == "sft line"
 
 
-def test_rl_run_folders_name_their_non_default_memory_settings() -> None:
+def test_rl_run_folders_name_their_memory_settings_and_seed() -> None:
     repro = load_script()
     assert [repro.rl_run_name("grpo", "apply", "none"), repro.rl_run_name("mempo", "skip", "std"),
-            repro.rl_run_name("mempo", "apply", "std"), repro.rl_run_name("mempo", "skip", "none")] == [
-        "grpo", "mempo", "mempo-apply", "mempo-center"]
-    assert set(repro.RL_RUNS) <= set(repro.MODEL_ORDER)
+            repro.rl_run_name("mempo", "apply", "std"), repro.rl_run_name("mempo", "skip", "none"),
+            repro.rl_run_name("grpo", "apply", "std", seed=2), repro.rl_run_name("mempo", "apply", "std", seed=2)] == [
+        "grpo", "mempo-skip", "mempo-apply", "mempo-skip-center", "grpo-s2", "mempo-apply-s2"]
+
+
+def test_table_pairs_each_mempo_run_with_the_grpo_run_of_its_seed() -> None:
+    repro = load_script()
+    pairs = repro.comparison_pairs(["sft", "grpo", "grpo-s2", "mempo-apply", "mempo-apply-s2", "full-context"])
+    assert ("mempo-apply", "grpo") in pairs and ("mempo-apply-s2", "grpo-s2") in pairs
+    assert ("mempo-apply-s2", "grpo") not in pairs  # different seeds are not the paired comparison
+    assert {("grpo", "sft"), ("grpo-s2", "sft"), ("mempo-apply", "sft"), ("mempo-apply-s2", "sft")} <= set(pairs)
+    assert ("grpo-s2", "grpo") in pairs and ("mempo-apply-s2", "mempo-apply") in pairs  # run-to-run spread
+    assert ("sft", "full-context") in pairs
+    assert [m for m in sorted(["oracle", "mempo-apply-s2", "sft", "grpo-s2", "grpo", "base"], key=repro.model_rank)] == [
+        "base", "sft", "grpo", "grpo-s2", "mempo-apply-s2", "oracle"]

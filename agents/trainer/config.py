@@ -43,9 +43,10 @@ class TrainerConfig:
             the same turn index, default) or ``"group"`` (over all memories of the group);
             memory_scale: ``"std"`` (Eq. 5: divide by the bucket's std, default) or ``"none"``
             (centre only, so A^M keeps the scale of R^M, a probability difference).
-        memory_flat_groups: ``"skip"`` (default) or ``"apply"``: whether a group whose
-            trajectory rewards are all equal (A^T = 0) still gets its memory advantage
-            (see :func:`~mempo_agents.trainer.mempo.memory_advantages`).
+        memory_flat_groups: ``"apply"`` (default, the paper's rule) or ``"skip"``: whether a group
+            whose trajectory rewards are all equal (A^T = 0) still gets its memory advantage
+            (see :func:`~mempo_agents.trainer.mempo.memory_advantages`; the README's Training
+            section has the measured ablation).
         log_memory_reward: also measure R^M (for the curves) when the stage does not use it.
         clip_eps, kl_beta: Eq. 10. ppo_epochs: passes over one batch of rollouts.
         temperature: sampling temperature of rollouts (log-probs use the same temperature).
@@ -77,7 +78,7 @@ class TrainerConfig:
     memory_weight: float = 1.0
     memory_norm: str = "turn"
     memory_scale: str = "std"
-    memory_flat_groups: str = "skip"
+    memory_flat_groups: str = "apply"
     log_memory_reward: bool = False
     clip_eps: float = 0.2
     kl_beta: float = 0.01
