@@ -40,6 +40,7 @@ import argparse
 import json
 import os
 import random
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -183,17 +184,17 @@ RL_SCHEDULE = [[0, [1, 2]], [2, [1, 2, 4]], [6, [1, 2, 4, 8]]]  # curriculum ove
 
 
 def rl_config(stage: str, init: Path, preset: Preset, seed: int, flat_groups: str, minibatch_tokens: int = 4096,
-              memory_scale: str = "std") -> Any:
+              memory_scale: str = "std", format_penalty: float = 0.0) -> Any:
     """The RL settings. Paper-faithful: EM reward with format validity (an invalid or unanswered
-    episode scores 0), group-relative advantages, clipped surrogate (eps 0.2), k3 KL to the
-    start policy, memory weight 1. CPU recipe: LoRA instead of full fine-tuning, a group of 4
-    (paper-scale runs use 5-8) and a few steps of 8 episodes (hundreds of steps at scale), lr 1e-4
+    episode scores 0; ``format_penalty`` P > 0 scores it -P, below a wrong answer), group-relative
+    advantages, clipped surrogate (eps 0.2), k3 KL to the start policy, memory weight 1. CPU
+    recipe: LoRA instead of full fine-tuning, a group of 4 (paper-scale runs use 5-8) and a few steps of 8 episodes (hundreds of steps at scale), lr 1e-4
     (LoRA moves slower per step than full fine-tuning at 1e-6), bf16 autocast."""
     from mempo_agents.trainer.config import TrainerConfig
 
     return TrainerConfig(
         stage=stage, init_model=str(init), group_size=preset.group_size, tasks_per_step=preset.tasks_per_step,
-        steps=preset.rl_steps, reward_metric="em", format_penalty=0.0, memory_weight=1.0, memory_norm="turn",
+        steps=preset.rl_steps, reward_metric="em", format_penalty=format_penalty, memory_weight=1.0, memory_norm="turn",
         memory_flat_groups=flat_groups, memory_scale=memory_scale, log_memory_reward=stage == "mempo", clip_eps=0.2, kl_beta=0.01, ppo_epochs=1,
         temperature=1.0, max_new_tokens=96, lr=1e-4, warmup_steps=1, mixed_precision="bf16",
         minibatch_tokens=minibatch_tokens, seed=seed,
@@ -201,11 +202,12 @@ def rl_config(stage: str, init: Path, preset: Preset, seed: int, flat_groups: st
     )
 
 
-def rl_run_name(stage: str, flat_groups: str, memory_scale: str, seed: int = 0) -> str:
+def rl_run_name(stage: str, flat_groups: str, memory_scale: str, seed: int = 0, format_penalty: float = 0.0) -> str:
     """Default run folder: ``grpo``, or ``mempo-apply`` / ``mempo-skip`` (the flat-groups rule, the
-    ablated setting, is always named) plus ``-center`` when A^M is only centred; ``-sN`` for seed N > 0."""
+    ablated setting, is always named) plus ``-center`` when A^M is only centred; ``-fpP`` for a
+    format penalty P > 0; ``-sN`` for seed N > 0."""
     name = "grpo" if stage == "grpo" else f"{stage}-{flat_groups}" + ("-center" if memory_scale == "none" else "")
-    return name + (f"-s{seed}" if seed else "")
+    return name + (f"-fp{format_penalty:g}" if format_penalty else "") + (f"-s{seed}" if seed else "")
 
 
 def stage_rl(args: argparse.Namespace, preset: Preset) -> Path:
@@ -222,7 +224,7 @@ def stage_rl(args: argparse.Namespace, preset: Preset) -> Path:
     from mempo_agents.trainer.policy import load_policy_model, save_policy
 
     init = Path(args.init) if args.init else Path(args.out) / "sft-self" / "adapter"
-    name = args.name or rl_run_name(args.rl_stage, args.flat_groups, args.memory_scale, args.seed)
+    name = args.name or rl_run_name(args.rl_stage, args.flat_groups, args.memory_scale, args.seed, args.format_penalty)
     out = Path(args.out) / name
     state_path = out / "trainer_state.json"
     start, optimizer_state = 0, None
@@ -243,7 +245,8 @@ def stage_rl(args: argparse.Namespace, preset: Preset) -> Path:
         policy_from = init
     log = out / "log.jsonl"
     started = time.process_time()
-    cfg = rl_config(args.rl_stage, init, preset, args.seed, args.flat_groups, args.minibatch_tokens, args.memory_scale)
+    cfg = rl_config(args.rl_stage, init, preset, args.seed, args.flat_groups, args.minibatch_tokens, args.memory_scale,
+                    args.format_penalty)
     if args.rl_steps:
         cfg.steps = args.rl_steps
     cfg.save(out / "config.yaml")
@@ -457,14 +460,21 @@ def seed_suffix(model: str) -> str:
     return "-" + last if len(last) > 1 and last[0] == "s" and last[1:].isdigit() else ""
 
 
+def penalty_suffix(model: str) -> str:
+    """``-fp0.5`` for ``mempo-apply-fp0.5-s2``, ``""`` for a run without a format penalty."""
+    return next(("-" + part for part in model.split("-")[1:] if re.fullmatch(r"fp[0-9.]+", part)), "")
+
+
 def comparison_pairs(models: Sequence[str]) -> list[tuple[str, str]]:
-    """The pairs (A, B) the table differences: every MemPO run against the GRPO run of its seed,
-    every RL run against the SFT start, a seed replicate against its seed-0 run, and SFT against
-    the full-context counterpart."""
+    """The pairs (A, B) the table differences: every MemPO run against the GRPO run of its seed
+    and format penalty, every RL run against the SFT start, a seed replicate against its seed-0
+    run, a run with a format penalty against the same run without, and SFT against the
+    full-context counterpart."""
     rl = [m for m in sorted(set(models), key=model_rank) if m.startswith(("grpo", "mempo"))]
-    pairs = [(m, "grpo" + seed_suffix(m)) for m in rl if m.startswith("mempo")]
+    pairs = [(m, "grpo" + penalty_suffix(m) + seed_suffix(m)) for m in rl if m.startswith("mempo")]
     pairs += [(m, "sft") for m in rl]
     pairs += [(m, m[: -len(seed_suffix(m))]) for m in rl if seed_suffix(m)]
+    pairs += [(m, m.replace(penalty_suffix(m), "", 1)) for m in rl if penalty_suffix(m)]
     return pairs + [("sft", "full-context")]
 
 
@@ -533,6 +543,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="MemPO: memory advantage in groups without trajectory signal")
     parser.add_argument("--memory-scale", choices=["std", "none"], default="std",
                         help="MemPO: divide A^M by its bucket's std (Eq. 5) or only centre it")
+    parser.add_argument("--format-penalty", type=float, default=0.0,
+                        help="rl: R^T of an unanswered or malformed episode is -P (default 0: the paper's validity rule)")
     parser.add_argument("--models", default="base,sft,grpo,mempo-apply,full-context,oracle")
     parser.add_argument("--ks", default="1,2,4,8")
     parser.add_argument("--episodes", default="", help="override episodes per k, e.g. 1=50,2=50")

@@ -73,6 +73,19 @@ def test_rl_run_folders_name_their_memory_settings_and_seed() -> None:
             repro.rl_run_name("mempo", "apply", "std"), repro.rl_run_name("mempo", "skip", "none"),
             repro.rl_run_name("grpo", "apply", "std", seed=2), repro.rl_run_name("mempo", "apply", "std", seed=2)] == [
         "grpo", "mempo-skip", "mempo-apply", "mempo-skip-center", "grpo-s2", "mempo-apply-s2"]
+    assert repro.rl_run_name("mempo", "apply", "std", seed=2, format_penalty=0.5) == "mempo-apply-fp0.5-s2"
+    assert repro.rl_run_name("grpo", "apply", "std", format_penalty=0.25) == "grpo-fp0.25"
+
+
+def test_a_format_penalty_run_is_paired_with_grpo_of_its_penalty_and_with_the_run_without_it() -> None:
+    repro = load_script()
+    assert repro.penalty_suffix("mempo-apply-fp0.5-s2") == "-fp0.5" and repro.penalty_suffix("mempo-apply-s2") == ""
+    pairs = repro.comparison_pairs(["sft", "grpo", "grpo-fp0.5", "mempo-apply", "mempo-apply-fp0.5",
+                                    "grpo-fp0.5-s2", "mempo-apply-fp0.5-s2"])
+    assert ("mempo-apply-fp0.5", "grpo-fp0.5") in pairs and ("mempo-apply-fp0.5", "grpo") not in pairs
+    assert ("mempo-apply-fp0.5-s2", "grpo-fp0.5-s2") in pairs and ("mempo-apply-fp0.5-s2", "mempo-apply-fp0.5") in pairs
+    assert ("grpo-fp0.5", "grpo") in pairs and ("mempo-apply-fp0.5", "mempo-apply") in pairs
+    assert ("mempo-apply-fp0.5-s2", "mempo-apply-s2") in pairs  # the penalty ablation at the same seed
 
 
 def test_table_pairs_each_mempo_run_with_the_grpo_run_of_its_seed() -> None:
