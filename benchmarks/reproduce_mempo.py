@@ -378,6 +378,17 @@ def stage_table(args: argparse.Namespace) -> None:
         write_results(Path(args.results), out, text, curves)
 
 
+def memory_reward_logged(run_dir: Path) -> bool:
+    """Whether an RL run computed R^M and P(answer | q, mem) (its ``config.yaml``); a run without
+    one counts as MemPO when its folder says so."""
+    import yaml
+
+    config = run_dir / "config.yaml"
+    if config.is_file():
+        return bool((yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("log_memory_reward"))
+    return run_dir.name.startswith("mempo")
+
+
 def write_results(path: Path, out: Path, table: str, curves: dict[str, list[dict[str, Any]]]) -> None:
     """The results file: the table, the RL curves, the commands and CPU time of every stage."""
     lines = ["# MemPO on the embedded SmolLM2-135M (CPU): results", "",
@@ -386,8 +397,8 @@ def write_results(path: Path, out: Path, table: str, curves: dict[str, list[dict
     lines += ["## RL curves (per step: trajectory reward R^T = EM, mean P(answer | q, mem), memory reward R^M)", "",
               "| run | step | R^T | EM | P(answer given mem) | R^M | KL | grad norm | CPU s |", "|" + "---|" * 9]
     for name, rows in curves.items():
+        measured = memory_reward_logged(out / name)  # GRPO runs log_memory_reward off: R^M is not computed
         for r in rows:
-            measured = r.get("stage") != "grpo"  # GRPO runs with log_memory_reward off: R^M is not computed
             p_mem = f"{r['p_answer_given_mem']:.3f}" if measured else "n/a"
             r_mem = f"{r['memory_reward']:.4f}" if measured else "n/a"
             lines.append(f"| {name} | {r['step']} | {r['reward']:.3f} | {r['em']:.3f} | {p_mem} | {r_mem} | "

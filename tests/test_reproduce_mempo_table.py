@@ -98,3 +98,19 @@ def test_table_pairs_each_mempo_run_with_the_grpo_run_of_its_seed() -> None:
     assert ("sft", "full-context") in pairs
     assert [m for m in sorted(["oracle", "mempo-apply-s2", "sft", "grpo-s2", "grpo", "base"], key=repro.model_rank)] == [
         "base", "sft", "grpo", "grpo-s2", "mempo-apply-s2", "oracle"]
+
+
+def test_curves_say_n_a_for_memory_reward_only_where_the_run_did_not_compute_it(tmp_path) -> None:
+    from mempo_agents.trainer.config import TrainerConfig
+
+    repro = load_script()
+    row = {"step": 1, "reward": 0.5, "em": 0.5, "p_answer_given_mem": 0.25, "memory_reward": 0.125, "kl": 0.0,
+           "grad_norm": 0.1, "cpu_s": 10.0}
+    for name, stage in (("grpo-s2", "grpo"), ("mine", "mempo")):  # a seed replicate; a run named by --name
+        (tmp_path / name).mkdir()
+        TrainerConfig(init_model="m", stage=stage, log_memory_reward=stage == "mempo").save(tmp_path / name / "config.yaml")
+    results = tmp_path / "results.md"
+    repro.write_results(results, tmp_path, "table", {"grpo-s2": [dict(row, stage="grpo-s2")], "mine": [dict(row, stage="mine")]})
+    lines = results.read_text(encoding="utf-8").splitlines()
+    assert "| grpo-s2 | 1 | 0.500 | 0.500 | n/a | n/a |" in "\n".join(lines)
+    assert "| mine | 1 | 0.500 | 0.500 | 0.250 | 0.1250 |" in "\n".join(lines)
