@@ -188,8 +188,9 @@ def rl_config(stage: str, init: Path, preset: Preset, seed: int, flat_groups: st
     """The RL settings. Paper-faithful: EM reward with format validity (an invalid or unanswered
     episode scores 0; ``format_penalty`` P > 0 scores it -P, below a wrong answer), group-relative
     advantages, clipped surrogate (eps 0.2), k3 KL to the start policy, memory weight 1. CPU
-    recipe: LoRA instead of full fine-tuning, a group of 4 (paper-scale runs use 5-8) and a few steps of 8 episodes (hundreds of steps at scale), lr 1e-4
-    (LoRA moves slower per step than full fine-tuning at 1e-6), bf16 autocast."""
+    recipe: LoRA instead of full fine-tuning, a group of 4 (paper-scale runs use 5-8) and a few
+    steps of 8 episodes (hundreds of steps at scale), lr 1e-4 (LoRA moves slower per step than
+    full fine-tuning at 1e-6), bf16 autocast."""
     from mempo_agents.trainer.config import TrainerConfig
 
     return TrainerConfig(
@@ -381,12 +382,10 @@ def stage_table(args: argparse.Namespace) -> None:
 def memory_reward_logged(run_dir: Path) -> bool:
     """Whether an RL run computed R^M and P(answer | q, mem) (its ``config.yaml``); a run without
     one counts as MemPO when its folder says so."""
-    import yaml
+    from mempo_agents.trainer.config import TrainerConfig
 
     config = run_dir / "config.yaml"
-    if config.is_file():
-        return bool((yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("log_memory_reward"))
-    return run_dir.name.startswith("mempo")
+    return TrainerConfig.load(config).log_memory_reward if config.is_file() else run_dir.name.startswith("mempo")
 
 
 def write_results(path: Path, out: Path, table: str, curves: dict[str, list[dict[str, Any]]]) -> None:
