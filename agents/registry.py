@@ -31,7 +31,7 @@ from mempo_gym.agent import Agent
 
 from mempo_agents.backends.base import Backend
 
-_AGENT_OPTIONS = {"temperature", "top_p", "max_new_tokens", "seed", "stop", "instructions", "ranker"}
+_AGENT_OPTIONS = {"temperature", "top_p", "max_new_tokens", "seed", "stop", "instructions", "ranker", "repeat_temperature"}
 _URL = re.compile(r"^https?://")
 
 

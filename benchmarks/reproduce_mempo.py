@@ -82,6 +82,9 @@ SECOND_ROUND_LR = 1e-3  # the second SFT round continues the first (another data
 LORA_RANK = 32  # 19.5 MB in bf16 over all projections of the 135M model
 MISTAKE_RATE = 0.1
 MEMORY_STYLE = "relations"  # the oracle's memory entries keep the relations still to follow
+OPEN_ALL = True  # every question's entry from the first turn: the memory says how many questions are open
+CHECK_DIGITS = True  # a comparison's decision names the first digits in which the two years differ
+MAX_NEW_TOKENS = 192  # a k=8 first turn writes all eight entries (~150 tokens)
 INSTRUCTIONS_OF = {"self": "mempo", "full": "react"}  # as MemPOAgent / FullContextAgent ask for
 
 
@@ -151,12 +154,14 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
     for e, env in enumerate(envs):
         names = decoys_of(env)
         agent = CompactOracleAgent(mistake_rate=MISTAKE_RATE, decoys=names, seed=e, style=MEMORY_STYLE,
+                                   open_all=OPEN_ALL, check_digits=CHECK_DIGITS,
                                    note_tag="mem" if args.memory == "self" else "think")
         d, st = collect_demonstrations(agent, [env], task_refs([env]), tokenizer)
         demos += d
         for key in stats:
             stats[key] += st[key]
-    log_line(log, {"stage": "demos", **stats, "tokens": sum(len(d.context_ids) + len(d.output_ids) for d in demos),
+    demos = repeat_key_turns(demos, tokenizer, args.key_turn_repeats)
+    log_line(log, {"stage": "demos", **stats, "key_turn_repeats": args.key_turn_repeats, "demo_turns": len(demos), "tokens": sum(len(d.context_ids) + len(d.output_ids) for d in demos),
                    "cpu_s": time.process_time() - started})
     torch.manual_seed(args.seed)
     if args.init:  # continue an SFT adapter (a later data order: pass another --seed)
@@ -179,6 +184,27 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
     return out
 
 
+KEY_TURN = re.compile(r"\d [<>] \d = ")  # a comparison decided (CHECK_DIGITS)
+
+
+def is_key_turn(context: str, output: str) -> bool:
+    """The turns on which the observed failures happen: the first (no memory shown yet: the
+    plan is written from the questions alone) and each comparison's decision."""
+    after_questions = context.split("\nQuestion", 1)[-1]  # the instructions name the tags too
+    return "<information>" not in after_questions or bool(KEY_TURN.search(output))
+
+
+def repeat_key_turns(demos: list[Any], tokenizer: Any, repeats: int) -> list[Any]:
+    """Each key turn (:func:`is_key_turn`) ``repeats`` times, every other turn once."""
+    if repeats < 1:
+        raise SystemExit(f"error: --key-turn-repeats must be >= 1, got {repeats}")
+    out = []
+    for d in demos:
+        key = repeats > 1 and is_key_turn(tokenizer.decode(d.context_ids), tokenizer.decode(d.output_ids))
+        out += [d] * (repeats if key else 1)
+    return out
+
+
 # ----------------------------------------------------------------------------------- RL
 RL_SCHEDULE = [[0, [1, 2]], [2, [1, 2, 4]], [6, [1, 2, 4, 8]]]  # curriculum over k (first step, ks)
 
@@ -197,7 +223,7 @@ def rl_config(stage: str, init: Path, preset: Preset, seed: int, flat_groups: st
         stage=stage, init_model=str(init), group_size=preset.group_size, tasks_per_step=preset.tasks_per_step,
         steps=preset.rl_steps, reward_metric="em", format_penalty=format_penalty, memory_weight=1.0, memory_norm="turn",
         memory_flat_groups=flat_groups, memory_scale=memory_scale, log_memory_reward=stage == "mempo", clip_eps=0.2, kl_beta=0.01, ppo_epochs=1,
-        temperature=1.0, max_new_tokens=96, lr=1e-4, warmup_steps=1, mixed_precision="bf16",
+        temperature=1.0, max_new_tokens=MAX_NEW_TOKENS, lr=1e-4, warmup_steps=1, mixed_precision="bf16",
         minibatch_tokens=minibatch_tokens, seed=seed,
         objectives_schedule=RL_SCHEDULE, lora_rank=LORA_RANK, output_dir="", save_every=0,
     )
@@ -283,18 +309,26 @@ def agent_settings(memory: str) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------- evaluation
-def make_eval_agent(model: str, out: Path) -> Any:
+def make_eval_agent(model: str, out: Path, repeat_temperature: float | None = None) -> Any:
+    """The agent of a table row; ``repeat_temperature`` samples the turns whose context repeats
+    one already seen in the episode (greedy otherwise; ``LLMAgent``)."""
     from mempo_gym.agent import make_agent
 
     if model == "oracle":
         return make_agent("oracle")
+    llm = {"max_new_tokens": MAX_NEW_TOKENS, "dtype": "bfloat16", "repeat_temperature": repeat_temperature}
     if model == "base":  # the untrained embedded model, prompted (chat template on)
-        return make_agent("mempo", model="smollm2-135m-instruct", max_new_tokens=128, dtype="bfloat16")
+        return make_agent("mempo", model="smollm2-135m-instruct", **llm)
     if model.startswith("full-context"):  # "full-context" (final SFT) or "full-context-r1" (first round)
         folder = out / ("sft-full" + model[len("full-context"):])
-        return make_agent("full-context", model=str(shipped(folder)), max_new_tokens=128, dtype="bfloat16")
+        return make_agent("full-context", model=str(shipped(folder)), **llm)
     folder = {"sft": "sft-self", "sft-r1": "sft-self-r1"}.get(model, model)
-    return make_agent("mempo", model=str(shipped(out / folder)), max_new_tokens=128, dtype="bfloat16")
+    return make_agent("mempo", model=str(shipped(out / folder)), **llm)
+
+
+def eval_name(model: str, repeat_temperature: float | None) -> str:
+    """The table's row name of a model evaluated with loop-breaking sampling: ``sft-rt0.7``."""
+    return model if repeat_temperature is None else f"{model}-rt{repeat_temperature:g}"
 
 
 def shipped(stage_dir: Path) -> Path:
@@ -326,7 +360,8 @@ def stage_eval(args: argparse.Namespace, preset: Preset) -> None:
         k, n = item.split("=")
         per_k[int(k)] = int(n)
     for model in args.models.split(","):
-        agent = make_eval_agent(model, out)
+        agent = make_eval_agent(model, out, args.repeat_temperature)
+        model = eval_name(model, None if model == "oracle" else args.repeat_temperature)
         if args.hotpotqa:  # the real HotpotQA sample (data directory: $MEMPO_GYM_DATA), same agent settings
             folder = out / "eval" / f"{model}-hotpotqa"
             started = time.process_time()
@@ -558,6 +593,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--models", default="base,sft,grpo,mempo-apply,full-context,oracle")
     parser.add_argument("--ks", default="1,2,4,8")
     parser.add_argument("--episodes", default="", help="override episodes per k, e.g. 1=50,2=50")
+    parser.add_argument("--repeat-temperature", type=float, default=None,
+                        help="eval: sample a turn whose context repeats one seen in the episode at this temperature "
+                        "(greedy otherwise); the rows are named MODEL-rtT")
     parser.add_argument("--hotpotqa", type=int, default=0,
                         help="eval: also play N episodes of MemPO-HotpotQA-v0 (real sample; $MEMPO_GYM_DATA)")
     parser.add_argument("--init", default="", help="sft: continue this adapter folder; rl: start from it "
@@ -566,6 +604,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rl-steps", type=int, default=0, help="rl: policy updates (default: the preset's)")
     parser.add_argument("--resume", action="store_true", help="rl: continue the run in OUT/NAME from its last step")
     parser.add_argument("--sft-steps", type=int, default=0, help="sft: optimizer steps (default: the preset's)")
+    parser.add_argument("--key-turn-repeats", type=int, default=1,
+                        help="sft: repeat each first turn and comparison decision this many times in the demonstrations")
     parser.add_argument("--sft-lr", type=float, default=0.0, help="sft: peak learning rate (default 6e-4)")
     parser.add_argument("--minibatch-tokens", type=int, default=4096,
                         help="rl: tokens per forward pass (memory only: gradients are accumulated over the batch)")

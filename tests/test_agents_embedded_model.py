@@ -80,3 +80,10 @@ def test_repeat_temperature_samples_only_a_context_seen_before_in_the_episode(ba
     assert recording.temperatures[-1] == 0.0 and agent.describe()["repeat_temperature"] == 0.7
     with pytest.raises(ValueError, match="repeat_temperature must be > 0"):
         MemPOAgent(backend, repeat_temperature=0.0)
+
+
+def test_make_agent_passes_repeat_temperature_to_the_agent(backend: Any) -> None:
+    from mempo_gym import make_agent
+
+    agent = make_agent("mempo", backend=backend, repeat_temperature=0.7)
+    assert agent.describe()["repeat_temperature"] == 0.7  # an agent option, not a backend option

@@ -10,7 +10,7 @@ import mempo_gym  # noqa: F401
 from mempo_gym.records import Question
 from mempo_gym.rollout import play_batch
 
-from mempo_agents.trainer.oracle import CompactOracleAgent, plan_question, relation_noun
+from mempo_agents.trainer.oracle import CompactOracleAgent, digit_check, first_difference, plan_question, relation_noun
 
 BRIDGE = Question(
     text="What is the capital of the country of the birthplace of the director of Gavi?",
@@ -44,6 +44,39 @@ def test_comparison_plan_writes_each_year_and_the_decision() -> None:
                             "2 : earlier Kiki 2018 , Futusi 2014 = Futusi"]
 
 
+def test_check_digits_writes_the_first_differing_digits_before_the_decision() -> None:
+    plan = plan_question(1, COMPARISON, check_digits=True)
+    assert plan.entries[:-1] == plan_question(1, COMPARISON).entries[:-1]  # only the decision changes
+    assert plan.entries[-1] == "2 : earlier Kiki 2018 , Futusi 2014 : 8 > 4 = Futusi"
+    assert plan_question(0, BRIDGE, check_digits=True) == plan_question(0, BRIDGE)  # bridges have no decision
+
+
+@pytest.mark.parametrize(("a", "b", "check"), [("2018", "2014", "8 > 4"), ("1970", "1800", "9 > 8"),
+                                               ("1806", "1918", "8 < 9"), ("2001", "1999", "2 > 1"),
+                                               ("999", "1001", "0 < 1")])
+def test_digit_check_compares_the_first_differing_digit(a: str, b: str, check: str) -> None:
+    assert digit_check(a, b) == check
+    x, op, y = check.split()
+    assert (x < y) == (int(a) < int(b)) and op == ("<" if int(a) < int(b) else ">")
+
+
+def test_digit_check_refuses_equal_years() -> None:
+    with pytest.raises(ValueError, match="are equal"):
+        first_difference("1900", "1900")
+
+
+def test_open_all_writes_every_question_from_the_first_turn() -> None:
+    from mempo_gym.records import Task
+
+    agent = CompactOracleAgent(open_all=True, check_digits=True)
+    agent.reset(Task(id="t", questions=(COMPARISON, BRIDGE), source="synthwiki"), 0)
+    outputs = [agent.act({}, {}, 0) for _ in range(8)]
+    assert outputs[0] == ("<mem> 1 : earlier year employer Kora Pobi , year Futusi | "
+                          "2 : capital country birthplace director Gavi </mem> <search> Kora Pobi </search>")
+    assert outputs[3].startswith("<mem> 1 : earlier Kiki 2018 , Futusi 2014 : 8 > 4 = Futusi | 2 : capital")
+    assert outputs[-1] == "<mem> 1 : Futusi | 2 : Vavi </mem> <answer> Futusi ; Vavi </answer>"
+
+
 def test_compact_style_is_kept() -> None:
     plan = plan_question(0, BRIDGE, style="compact")
     assert plan.first_entry == "1 : Gavi" and plan.entries[-1] == "1 = Vavi"
@@ -70,11 +103,12 @@ def test_an_answered_comparison_shows_its_decision_once_then_only_the_answer() -
     assert outputs[-1] == "<mem> 1 : Futusi | 2 : Vavi </mem> <answer> Futusi ; Vavi </answer>"
 
 
+@pytest.mark.parametrize("options", [{}, {"open_all": True, "check_digits": True}])
 @pytest.mark.parametrize("env_id", ["MemPO-SynthWiki-v0", "MemPO-SynthWiki-2obj-v0", "MemPO-SynthWiki-4obj-v0"])
-def test_the_oracle_solves_registered_tasks_with_decoys(env_id: str) -> None:
+def test_the_oracle_solves_registered_tasks_with_decoys(env_id: str, options: dict[str, bool]) -> None:
     envs = [gym.make(env_id, split="train", seed=3, num_tasks=12, memory="self", max_turns=40) for _ in range(12)]
     names = sorted({t for task in envs[0].unwrapped.tasks for q in task.questions for t in q.supporting_titles})
-    agent = CompactOracleAgent(mistake_rate=0.2, decoys=names, seed=0)
+    agent = CompactOracleAgent(mistake_rate=0.2, decoys=names, seed=0, **options)
     episodes = play_batch([(e, {"task_index": i}) for i, e in enumerate(envs)], agent.act_batch,
                           on_start=lambda n, task: agent.reset(task, n))
     assert [ep.info["metrics"]["em"] for ep in episodes] == [1.0] * 12

@@ -82,7 +82,23 @@ def relation_noun(text: str, target: str) -> str:
     raise ValueError(f"no relation leads to {target!r} in {text!r}")
 
 
-def plan_question(index: int, question: Question, style: str = "relations") -> _Plan:
+def first_difference(a: str, b: str) -> tuple[str, str]:
+    """The first digits in which two different years differ (left-padded with zeros to one
+    length): ``("8", "4")`` for 2018 and 2014, ``("9", "8")`` for 1970 and 1800."""
+    width = max(len(a), len(b))
+    for x, y in zip(a.zfill(width), b.zfill(width)):
+        if x != y:
+            return x, y
+    raise ValueError(f"the years {a} and {b} are equal; a comparison needs two different years")
+
+
+def digit_check(a: str, b: str) -> str:
+    """The comparison of two years written out at their first differing digit: ``8 > 4``."""
+    x, y = first_difference(a, b)
+    return f"{x} {'<' if x < y else '>'} {y}"
+
+
+def plan_question(index: int, question: Question, style: str = "relations", check_digits: bool = False) -> _Plan:
     """The hop-by-hop memory entries of question ``index`` (0-based).
 
     ``style="relations"`` (the default) keeps the relations still to follow in the entry, in
@@ -93,6 +109,9 @@ def plan_question(index: int, question: Question, style: str = "relations") -> _
     target in the entity's place); an entry with no relation left is answered. A comparison keeps
     both chains and the direction, writes each chain's year as it is read and shows the decision
     once: ``1 : earlier Kiki 2018 , Futusi 2014 = Futusi`` (later turns keep ``1 : Futusi``).
+    ``check_digits`` writes the decision's reason before it, the first digits in which the two
+    years differ: ``1 : earlier Kiki 2018 , Futusi 2014 : 8 > 4 = Futusi``, so that the model
+    compares two single digits instead of two four-digit numbers at once.
     ``style="compact"`` is the earlier, shorter form (``1 : Kora Pobi``, ``1 : Busano 2000 ,
     Demi``, ``1 = Vadovo``)."""
     if style == "compact":
@@ -119,13 +138,14 @@ def plan_question(index: int, question: Question, style: str = "relations") -> _
     left_nouns = [relation_noun(texts[j], titles[j + 1]) for j in range(split - 1)] + ["year"]
     right_nouns = [relation_noun(texts[j], titles[j + 1]) for j in range(split, len(titles) - 1)] + ["year"]
     right_open = open_chain(split, right_nouns)
-    left_done = f"{titles[split - 1]} {_year(texts[split - 1])}"
-    right_done = f"{titles[-1]} {_year(texts[-1])}"
+    left_year, right_year = _year(texts[split - 1]), _year(texts[-1])
+    left_done, right_done = f"{titles[split - 1]} {left_year}", f"{titles[-1]} {right_year}"
+    reason = f" : {digit_check(left_year, right_year)}" if check_digits else ""
     entries = [f"{n} : {direction} {open_chain(j, left_nouns[j:])} , {right_open}" for j in range(1, split)]
     entries.append(f"{n} : {direction} {left_done} , {right_open}")
     entries += [f"{n} : {direction} {left_done} , {open_chain(j, right_nouns[j - split:])}"
                 for j in range(split + 1, len(titles))]
-    entries.append(f"{n} : {direction} {left_done} , {right_done} = {answer}")
+    entries.append(f"{n} : {direction} {left_done} , {right_done}{reason} = {answer}")
     return _Plan(titles, entries, f"{n} : {direction} {open_chain(0, left_nouns)} , {right_open}", answer,
                  f"{n} : {answer}")
 
@@ -160,6 +180,11 @@ class CompactOracleAgent(Agent):
         note_tag: ``"mem"`` writes the entries as the turn's ``<mem>`` (self-memory); ``"think"``
             writes the same entries as ``<think>`` (the full-context counterpart, where the
             history stays visible and nothing has to be remembered).
+        style: ``"relations"`` or ``"compact"`` entries (:func:`plan_question`).
+        open_all: write every question's entry from the first turn (``1 : … | 2 : …``), so the
+            memory always says how many questions there are and which are still open; by
+            default an entry appears when its question is started.
+        check_digits: write a comparison's decision with its reason (:func:`digit_check`).
     """
 
     name = "compact-oracle"
@@ -171,6 +196,8 @@ class CompactOracleAgent(Agent):
         seed: int = 0,
         note_tag: str = "mem",
         style: str = "relations",
+        open_all: bool = False,
+        check_digits: bool = False,
     ) -> None:
         if note_tag not in ("mem", "think"):
             raise ValueError(f"note_tag must be 'mem' or 'think', got {note_tag!r}")
@@ -178,6 +205,8 @@ class CompactOracleAgent(Agent):
         if style not in ("relations", "compact"):
             raise ValueError(f"style must be 'relations' or 'compact', got {style!r}")
         self.style = style
+        self.open_all = bool(open_all)
+        self.check_digits = bool(check_digits)
         if not 0.0 <= mistake_rate < 1.0:
             raise ValueError(f"mistake_rate must be in [0, 1), got {mistake_rate}")
         self.mistake_rate = mistake_rate
@@ -189,12 +218,14 @@ class CompactOracleAgent(Agent):
         return {"memory": "self" if self.note_tag == "mem" else "full"}
 
     def reset(self, task: Task, slot: int = 0) -> None:
-        plans = [plan_question(i, q, self.style) for i, q in enumerate(task.questions)]
+        plans = [plan_question(i, q, self.style, self.check_digits) for i, q in enumerate(task.questions)]
         decoys = self.decoys(task) if callable(self.decoys) else self.decoys
         self._state[slot] = {
             "task": task, "plans": plans, "q": 0, "hop": 0, "mem": {}, "pending": False, "turn": 0,
             "excluded": set(), "decoys": [d for d in decoys if d not in {t for p in plans for t in p.queries}],
         }
+        if self.open_all:
+            self._state[slot]["mem"] = {i: p.first_entry for i, p in enumerate(plans)}
 
     def excluded_turns(self, slot: int = 0) -> set[int]:
         """Turns that were deliberate mistakes (not SFT targets)."""
