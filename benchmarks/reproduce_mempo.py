@@ -305,7 +305,8 @@ def agent_settings(memory: str) -> dict[str, Any]:
     """What an agent built on this adapter needs: raw contexts (no chat template) and bf16, as trained."""
     return {"agent": "mempo" if memory == "self" else "full-context", "backend": {"chat_template": False, "dtype": "bfloat16"},
             "trained_on": {"env_ids": [env_id(k) for k in (1, 2, 4, 8)], "split": "train",
-                           "memory": memory, "instructions": INSTRUCTIONS_OF[memory]}}
+                           "memory": memory, "instructions": INSTRUCTIONS_OF[memory], "oracle_style": MEMORY_STYLE,
+                           "open_all": OPEN_ALL, "check_digits": CHECK_DIGITS}}
 
 
 # ----------------------------------------------------------------------------------- evaluation

@@ -114,3 +114,27 @@ def test_curves_say_n_a_for_memory_reward_only_where_the_run_did_not_compute_it(
     lines = results.read_text(encoding="utf-8").splitlines()
     assert "| grpo-s2 | 1 | 0.500 | 0.500 | n/a | n/a |" in "\n".join(lines)
     assert "| mine | 1 | 0.500 | 0.500 | 0.250 | 0.1250 |" in "\n".join(lines)
+
+
+@pytest.mark.parametrize("memory", ["self", "full"])
+def test_key_turns_are_the_first_turn_and_each_comparison_decision(memory: str) -> None:
+    from mempo_gym.tokenizer import load_hf_tokenizer
+
+    from mempo_agents.trainer.mempo import task_refs
+    from mempo_agents.trainer.oracle import CompactOracleAgent
+    from mempo_agents.trainer.sft import collect_demonstrations
+
+    repro = load_script()
+    tokenizer = load_hf_tokenizer()
+    env = repro.make_env(2, "train", 1, 8, memory)
+    agent = CompactOracleAgent(open_all=True, check_digits=True, note_tag="mem" if memory == "self" else "think")
+    demos, stats = collect_demonstrations(agent, [env], task_refs([env]), tokenizer)
+    texts = [(tokenizer.decode(d.context_ids), tokenizer.decode(d.output_ids)) for d in demos]
+    first = [o for c, o in texts if "<information>" not in c.split("\nQuestions", 1)[1]]
+    decided = [o for c, o in texts if " = " in o]
+    key = [o for c, o in texts if repro.is_key_turn(c, o)]
+    assert len(first) == stats["kept"] and decided and set(key) == set(first) | set(decided)
+    assert len(repro.repeat_key_turns(demos, tokenizer, 2)) == len(demos) + len(key)
+    assert repro.repeat_key_turns(demos, tokenizer, 1) == demos
+    with pytest.raises(SystemExit, match="--key-turn-repeats must be >= 1"):
+        repro.repeat_key_turns(demos, tokenizer, 0)
