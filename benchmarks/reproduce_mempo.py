@@ -515,12 +515,17 @@ def comparison_pairs(models: Sequence[str]) -> list[tuple[str, str]]:
     """The pairs (A, B) the table differences: every MemPO run against the GRPO run of its seed
     and format penalty, every RL run against the SFT start, a seed replicate against its seed-0
     run, a run with a format penalty against the same run without, and SFT against the
-    full-context counterpart."""
+    full-context counterpart; a later SFT round (``sft-self-r3``) against the full-context
+    counterpart of the same round and the shipped ``sft``; a loop-breaking evaluation
+    (``sft-rt0.7``) against the same model greedy."""
     rl = [m for m in sorted(set(models), key=model_rank) if m.startswith(("grpo", "mempo"))]
     pairs = [(m, "grpo" + penalty_suffix(m) + seed_suffix(m)) for m in rl if m.startswith("mempo")]
     pairs += [(m, "sft") for m in rl]
     pairs += [(m, m[: -len(seed_suffix(m))]) for m in rl if seed_suffix(m)]
     pairs += [(m, m.replace(penalty_suffix(m), "", 1)) for m in rl if penalty_suffix(m)]
+    rounds = [m for m in sorted(set(models)) if re.fullmatch(r"sft-self-r\d+", m)]  # later SFT rounds (--name)
+    pairs += [(m, "full-context-" + m.rsplit("-", 1)[1]) for m in rounds] + [(m, "sft") for m in rounds]
+    pairs += [(m, m.rsplit("-rt", 1)[0]) for m in sorted(set(models)) if re.search(r"-rt[\d.]+$", m)]
     return pairs + [("sft", "full-context")]
 
 

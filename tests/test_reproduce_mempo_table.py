@@ -138,3 +138,11 @@ def test_key_turns_are_the_first_turn_and_each_comparison_decision(memory: str) 
     assert repro.repeat_key_turns(demos, tokenizer, 1) == demos
     with pytest.raises(SystemExit, match="--key-turn-repeats must be >= 1"):
         repro.repeat_key_turns(demos, tokenizer, 0)
+
+
+def test_a_later_sft_round_is_paired_with_its_full_context_round_and_a_sampled_eval_with_greedy() -> None:
+    repro = load_script()
+    pairs = repro.comparison_pairs(["sft", "sft-self-r3", "full-context", "full-context-r3", "sft-rt0.7"])
+    assert ("sft-self-r3", "full-context-r3") in pairs and ("sft-self-r3", "sft") in pairs
+    assert ("sft-rt0.7", "sft") in pairs and ("sft", "full-context") in pairs
+    assert repro.eval_name("sft", 0.7) == "sft-rt0.7" and repro.eval_name("sft", None) == "sft"
