@@ -82,8 +82,6 @@ SECOND_ROUND_LR = 1e-3  # the second SFT round continues the first (another data
 LORA_RANK = 32  # 19.5 MB in bf16 over all projections of the 135M model
 MISTAKE_RATE = 0.1
 MEMORY_STYLE = "relations"  # the oracle's memory entries keep the relations still to follow
-OPEN_ALL = True  # every question's entry from the first turn: the memory says how many questions are open
-CHECK_DIGITS = True  # a comparison's decision names the first digits in which the two years differ
 MAX_NEW_TOKENS = 192  # a k=8 first turn writes all eight entries (~150 tokens)
 INSTRUCTIONS_OF = {"self": "mempo", "full": "react"}  # as MemPOAgent / FullContextAgent ask for
 
@@ -154,7 +152,7 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
     for e, env in enumerate(envs):
         names = decoys_of(env)
         agent = CompactOracleAgent(mistake_rate=MISTAKE_RATE, decoys=names, seed=e, style=MEMORY_STYLE,
-                                   open_all=OPEN_ALL, check_digits=CHECK_DIGITS,
+                                   open_all=args.open_all, check_digits=args.check_digits,
                                    note_tag="mem" if args.memory == "self" else "think")
         d, st = collect_demonstrations(agent, [env], task_refs([env]), tokenizer)
         demos += d
@@ -178,13 +176,15 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
               log=lambda step, row: log_line(log, {"stage": "sft", "step": step, **row,
                                                    "cpu_s": time.process_time() - started}))
     save_policy(model, out / "adapter")
-    (out / "adapter" / "mempo_agent.json").write_text(json.dumps(agent_settings(args.memory), indent=2), encoding="utf-8")
+    settings = agent_settings(args.memory, open_all=args.open_all, check_digits=args.check_digits,
+                              key_turn_repeats=args.key_turn_repeats)
+    (out / "adapter" / "mempo_agent.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
     log_line(log, {"stage": "sft-done", "cpu_s": time.process_time() - started, "demo_turns": len(demos),
                    "steps": steps, "epochs": epochs, "init": args.init, "seed": args.seed})
     return out
 
 
-KEY_TURN = re.compile(r"\d [<>] \d = ")  # a comparison decided (CHECK_DIGITS)
+KEY_TURN = re.compile(r"\d{3,4} = |\d [<>] \d = ")  # a comparison decided (``2014 = X``, ``8 > 4 = X``)
 
 
 def is_key_turn(context: str, output: str) -> bool:
@@ -281,7 +281,8 @@ def stage_rl(args: argparse.Namespace, preset: Preset) -> Path:
     policy = load_policy_model(policy_from, trainable=True)
     envs = [make_env(k, "train", 100 + w, n, "self") for w in range(preset.rl_worlds)
             for k, n in {1: 8, 2: 4, 4: 2, 8: 1}.items()]
-    settings = json.dumps(agent_settings("self"), indent=2)
+    recorded = Path(init) / "mempo_agent.json"  # the start adapter's settings carry over
+    settings = recorded.read_text(encoding="utf-8") if recorded.is_file() else json.dumps(agent_settings("self"), indent=2)
 
     def checkpoint(step: int, model: Any, optimizer: torch.optim.Optimizer) -> None:
         save_policy(model, out / "adapter")
@@ -301,12 +302,13 @@ def stage_rl(args: argparse.Namespace, preset: Preset) -> Path:
     return out
 
 
-def agent_settings(memory: str) -> dict[str, Any]:
-    """What an agent built on this adapter needs: raw contexts (no chat template) and bf16, as trained."""
+def agent_settings(memory: str, **demonstrations: Any) -> dict[str, Any]:
+    """What an agent built on this adapter needs: raw contexts (no chat template) and bf16, as
+    trained; ``trained_on`` also names the demonstrator's options (``open_all``, ...)."""
     return {"agent": "mempo" if memory == "self" else "full-context", "backend": {"chat_template": False, "dtype": "bfloat16"},
             "trained_on": {"env_ids": [env_id(k) for k in (1, 2, 4, 8)], "split": "train",
                            "memory": memory, "instructions": INSTRUCTIONS_OF[memory], "oracle_style": MEMORY_STYLE,
-                           "open_all": OPEN_ALL, "check_digits": CHECK_DIGITS}}
+                           **demonstrations}}
 
 
 # ----------------------------------------------------------------------------------- evaluation
@@ -346,7 +348,9 @@ def stage_export(args: argparse.Namespace) -> None:
             continue
         memory = "full" if stage_dir.name.startswith("sft-full") else "self"
         command = (stage_dir / "COMMAND.txt").read_text(encoding="utf-8") if (stage_dir / "COMMAND.txt").is_file() else ""
-        export_adapter(stage_dir / "adapter", stage_dir / "export", command, agent_settings(memory))
+        recorded = stage_dir / "adapter" / "mempo_agent.json"  # the settings the stage trained with
+        settings = json.loads(recorded.read_text(encoding="utf-8")) if recorded.is_file() else agent_settings(memory)
+        export_adapter(stage_dir / "adapter", stage_dir / "export", command, settings)
         print(f"exported {stage_dir / 'export'}")
 
 
@@ -610,6 +614,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rl-steps", type=int, default=0, help="rl: policy updates (default: the preset's)")
     parser.add_argument("--resume", action="store_true", help="rl: continue the run in OUT/NAME from its last step")
     parser.add_argument("--sft-steps", type=int, default=0, help="sft: optimizer steps (default: the preset's)")
+    parser.add_argument("--open-all", action="store_true",
+                        help="sft: the demonstrator writes every question's entry from the first turn")
+    parser.add_argument("--check-digits", action="store_true",
+                        help="sft: the demonstrator writes a comparison's first differing digits before deciding it")
     parser.add_argument("--key-turn-repeats", type=int, default=1,
                         help="sft: repeat each first turn and comparison decision this many times in the demonstrations")
     parser.add_argument("--sft-lr", type=float, default=0.0, help="sft: peak learning rate (default 6e-4)")

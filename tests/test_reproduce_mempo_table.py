@@ -116,8 +116,9 @@ def test_curves_say_n_a_for_memory_reward_only_where_the_run_did_not_compute_it(
     assert "| mine | 1 | 0.500 | 0.500 | 0.250 | 0.1250 |" in "\n".join(lines)
 
 
+@pytest.mark.parametrize("options", [{}, {"open_all": True, "check_digits": True}])
 @pytest.mark.parametrize("memory", ["self", "full"])
-def test_key_turns_are_the_first_turn_and_each_comparison_decision(memory: str) -> None:
+def test_key_turns_are_the_first_turn_and_each_comparison_decision(memory: str, options: dict[str, bool]) -> None:
     from mempo_gym.tokenizer import load_hf_tokenizer
 
     from mempo_agents.trainer.mempo import task_refs
@@ -127,7 +128,7 @@ def test_key_turns_are_the_first_turn_and_each_comparison_decision(memory: str) 
     repro = load_script()
     tokenizer = load_hf_tokenizer()
     env = repro.make_env(2, "train", 1, 8, memory)
-    agent = CompactOracleAgent(open_all=True, check_digits=True, note_tag="mem" if memory == "self" else "think")
+    agent = CompactOracleAgent(note_tag="mem" if memory == "self" else "think", **options)
     demos, stats = collect_demonstrations(agent, [env], task_refs([env]), tokenizer)
     texts = [(tokenizer.decode(d.context_ids), tokenizer.decode(d.output_ids)) for d in demos]
     first = [o for c, o in texts if "<information>" not in c.split("\nQuestions", 1)[1]]
@@ -146,3 +147,12 @@ def test_a_later_sft_round_is_paired_with_its_full_context_round_and_a_sampled_e
     assert ("sft-self-r3", "full-context-r3") in pairs and ("sft-self-r3", "sft") in pairs
     assert ("sft-rt0.7", "sft") in pairs and ("sft", "full-context") in pairs
     assert repro.eval_name("sft", 0.7) == "sft-rt0.7" and repro.eval_name("sft", None) == "sft"
+
+
+def test_adapter_settings_name_the_demonstrator_options() -> None:
+    repro = load_script()
+    settings = repro.agent_settings("self", open_all=True, check_digits=False, key_turn_repeats=2)
+    assert settings["trained_on"]["open_all"] is True and settings["trained_on"]["key_turn_repeats"] == 2
+    assert settings["trained_on"]["oracle_style"] == "relations" and settings["backend"]["chat_template"] is False
+    with pytest.raises(SystemExit):  # the flags parse; a bad value of --key-turn-repeats is refused by argparse types
+        repro.main(["sft", "--key-turn-repeats", "x"])
