@@ -30,7 +30,11 @@ Usage (the full recipe; the exact commands and timings land in the results file)
     python benchmarks/reproduce_mempo.py rl --algo mempo --out runs/repro   # into runs/repro/mempo-apply (--flat-groups apply, the default)
     python benchmarks/reproduce_mempo.py rl --algo mempo --rl-steps 12 --init agents/checkpoints/mempo-smollm2-135m-lora \
         --out runs/repro   # from the shipped adapter; a killed run continues with --resume
+    python benchmarks/reproduce_mempo.py sft --memory self --init agents/checkpoints/mempo-smollm2-135m-lora \
+        --name sft-self-r3 --seed 2 --sft-steps 400 --sft-lr 1e-3 --open-all --check-digits --key-turn-repeats 2 \
+        --out runs/repro      # the third round measured in benchmarks/results/mempo_smollm2_r3.md (not shipped)
     python benchmarks/reproduce_mempo.py eval --out runs/repro
+    python benchmarks/reproduce_mempo.py eval --models sft --ks 1 --repeat-temperature 0.7 --out runs/repro  # row sft-rt0.7
     python benchmarks/reproduce_mempo.py all --preset smoke --out runs/smoke   # ~5 min check
 """
 
