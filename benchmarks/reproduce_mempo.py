@@ -35,6 +35,7 @@ Usage (the full recipe; the exact commands and timings land in the results file)
         --out runs/repro      # the third round measured in benchmarks/results/mempo_smollm2_r3.md (not shipped)
     python benchmarks/reproduce_mempo.py eval --out runs/repro
     python benchmarks/reproduce_mempo.py eval --models sft --ks 1 --repeat-temperature 0.7 --out runs/repro  # row sft-rt0.7
+    python benchmarks/reproduce_mempo.py eval --models sft-self-r3 --ks 1,2,4 --max-new-tokens 192 --out runs/repro
     python benchmarks/reproduce_mempo.py all --preset smoke --out runs/smoke   # ~5 min check
 """
 
@@ -86,7 +87,7 @@ SECOND_ROUND_LR = 1e-3  # the second SFT round continues the first (another data
 LORA_RANK = 32  # 19.5 MB in bf16 over all projections of the 135M model
 MISTAKE_RATE = 0.1
 MEMORY_STYLE = "relations"  # the oracle's memory entries keep the relations still to follow
-MAX_NEW_TOKENS = 192  # a k=8 first turn writes all eight entries (~150 tokens)
+EVAL_MAX_NEW_TOKENS = 128  # per turn; --open-all demonstrations need ~150 at k=8 (pass --max-new-tokens 192)
 INSTRUCTIONS_OF = {"self": "mempo", "full": "react"}  # as MemPOAgent / FullContextAgent ask for
 
 
@@ -227,7 +228,7 @@ def rl_config(stage: str, init: Path, preset: Preset, seed: int, flat_groups: st
         stage=stage, init_model=str(init), group_size=preset.group_size, tasks_per_step=preset.tasks_per_step,
         steps=preset.rl_steps, reward_metric="em", format_penalty=format_penalty, memory_weight=1.0, memory_norm="turn",
         memory_flat_groups=flat_groups, memory_scale=memory_scale, log_memory_reward=stage == "mempo", clip_eps=0.2, kl_beta=0.01, ppo_epochs=1,
-        temperature=1.0, max_new_tokens=MAX_NEW_TOKENS, lr=1e-4, warmup_steps=1, mixed_precision="bf16",
+        temperature=1.0, max_new_tokens=96, lr=1e-4, warmup_steps=1, mixed_precision="bf16",
         minibatch_tokens=minibatch_tokens, seed=seed,
         objectives_schedule=RL_SCHEDULE, lora_rank=LORA_RANK, output_dir="", save_every=0,
     )
@@ -316,14 +317,15 @@ def agent_settings(memory: str, **demonstrations: Any) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------- evaluation
-def make_eval_agent(model: str, out: Path, repeat_temperature: float | None = None) -> Any:
+def make_eval_agent(model: str, out: Path, repeat_temperature: float | None = None,
+                    max_new_tokens: int = EVAL_MAX_NEW_TOKENS) -> Any:
     """The agent of a table row; ``repeat_temperature`` samples the turns whose context repeats
     one already seen in the episode (greedy otherwise; ``LLMAgent``)."""
     from mempo_gym.agent import make_agent
 
     if model == "oracle":
         return make_agent("oracle")
-    llm = {"max_new_tokens": MAX_NEW_TOKENS, "dtype": "bfloat16", "repeat_temperature": repeat_temperature}
+    llm = {"max_new_tokens": max_new_tokens, "dtype": "bfloat16", "repeat_temperature": repeat_temperature}
     if model == "base":  # the untrained embedded model, prompted (chat template on)
         return make_agent("mempo", model="smollm2-135m-instruct", **llm)
     if model.startswith("full-context"):  # "full-context" (final SFT) or "full-context-r1" (first round)
@@ -369,7 +371,7 @@ def stage_eval(args: argparse.Namespace, preset: Preset) -> None:
         k, n = item.split("=")
         per_k[int(k)] = int(n)
     for model in args.models.split(","):
-        agent = make_eval_agent(model, out, args.repeat_temperature)
+        agent = make_eval_agent(model, out, args.repeat_temperature, args.max_new_tokens)
         model = eval_name(model, None if model == "oracle" else args.repeat_temperature)
         if args.hotpotqa:  # the real HotpotQA sample (data directory: $MEMPO_GYM_DATA), same agent settings
             folder = out / "eval" / f"{model}-hotpotqa"
@@ -610,6 +612,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat-temperature", type=float, default=None,
                         help="eval: sample a turn whose context repeats one seen in the episode at this temperature "
                         "(greedy otherwise); the rows are named MODEL-rtT")
+    parser.add_argument("--max-new-tokens", type=int, default=EVAL_MAX_NEW_TOKENS,
+                        help="eval: tokens one turn may generate")
     parser.add_argument("--hotpotqa", type=int, default=0,
                         help="eval: also play N episodes of MemPO-HotpotQA-v0 (real sample; $MEMPO_GYM_DATA)")
     parser.add_argument("--init", default="", help="sft: continue this adapter folder; rl: start from it "
