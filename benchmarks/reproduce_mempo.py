@@ -164,7 +164,8 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
         for key in stats:
             stats[key] += st[key]
     demos = repeat_key_turns(demos, tokenizer, args.key_turn_repeats)
-    log_line(log, {"stage": "demos", **stats, "key_turn_repeats": args.key_turn_repeats, "demo_turns": len(demos), "tokens": sum(len(d.context_ids) + len(d.output_ids) for d in demos),
+    log_line(log, {"stage": "demos", **stats, "key_turn_repeats": args.key_turn_repeats, "demo_turns": len(demos),
+                   "tokens": sum(len(d.context_ids) + len(d.output_ids) for d in demos),
                    "cpu_s": time.process_time() - started})
     torch.manual_seed(args.seed)
     if args.init:  # continue an SFT adapter (a later data order: pass another --seed)
@@ -533,9 +534,10 @@ def comparison_pairs(models: Sequence[str]) -> list[tuple[str, str]]:
     pairs += [(m, "sft") for m in rl]
     pairs += [(m, m[: -len(seed_suffix(m))]) for m in rl if seed_suffix(m)]
     pairs += [(m, m.replace(penalty_suffix(m), "", 1)) for m in rl if penalty_suffix(m)]
-    rounds = [m for m in sorted(set(models)) if re.fullmatch(r"sft-self-r\d+", m)]  # later SFT rounds (--name)
+    names = sorted(set(models))
+    rounds = [m for m in names if re.fullmatch(r"sft-self-r\d+", m)]  # later SFT rounds (--name)
     pairs += [(m, "full-context-" + m.rsplit("-", 1)[1]) for m in rounds] + [(m, "sft") for m in rounds]
-    pairs += [(m, m.rsplit("-rt", 1)[0]) for m in sorted(set(models)) if re.search(r"-rt[\d.]+$", m)]
+    pairs += [(m, m.rsplit("-rt", 1)[0]) for m in names if re.search(r"-rt[\d.]+$", m)]
     return pairs + [("sft", "full-context")]
 
 

@@ -221,11 +221,10 @@ class CompactOracleAgent(Agent):
         plans = [plan_question(i, q, self.style, self.check_digits) for i, q in enumerate(task.questions)]
         decoys = self.decoys(task) if callable(self.decoys) else self.decoys
         self._state[slot] = {
-            "task": task, "plans": plans, "q": 0, "hop": 0, "mem": {}, "pending": False, "turn": 0,
+            "task": task, "plans": plans, "q": 0, "hop": 0, "pending": False, "turn": 0,
+            "mem": {i: p.first_entry for i, p in enumerate(plans)} if self.open_all else {},
             "excluded": set(), "decoys": [d for d in decoys if d not in {t for p in plans for t in p.queries}],
         }
-        if self.open_all:
-            self._state[slot]["mem"] = {i: p.first_entry for i, p in enumerate(plans)}
 
     def excluded_turns(self, slot: int = 0) -> set[int]:
         """Turns that were deliberate mistakes (not SFT targets)."""
