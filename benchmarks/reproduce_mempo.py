@@ -89,6 +89,9 @@ MISTAKE_RATE = 0.1
 MEMORY_STYLE = "relations"  # the oracle's memory entries keep the relations still to follow
 EVAL_MAX_NEW_TOKENS = 128  # per turn; --open-all demonstrations need ~150 at k=8 (pass --max-new-tokens 192)
 INSTRUCTIONS_OF = {"self": "mempo", "full": "react"}  # as MemPOAgent / FullContextAgent ask for
+# fp32 by default: on this CPU (AVX-512, no AVX512-BF16/AMX) bf16 autocast made a LoRA SFT step 3.4x slower
+# and greedy generation 2x slower than fp32 (benchmarks/cpu_precision.py); bf16 is still there for GPUs
+PRECISIONS = {"fp32": ("no", "float32"), "bf16": ("bf16", "bfloat16")}  # --precision -> (autocast, backend dtype)
 
 
 def env_id(k: int) -> str:
@@ -109,6 +112,18 @@ def make_env(k: int, split: str, seed: int, num_tasks: int, memory: str) -> Any:
 def train_envs(preset: Preset, memory: str) -> list[Any]:
     return [make_env(k, "train", w, n, memory) for w in range(1, preset.train_worlds + 1)
             for k, n in preset.tasks_per_k.items() if n]
+
+
+def worlds_of(envs: Sequence[Any]) -> list[Any]:
+    """The SynthWiki worlds behind ``envs`` (each once), rebuilt from the config each env records."""
+    from mempo_gym.tasks.synthwiki import WORLD_FIELDS, SynthWikiConfig, generate_world
+
+    configs = {}
+    for env in envs:
+        recorded = env.unwrapped.env_config["synthwiki"]
+        config = SynthWikiConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items()})
+        configs.setdefault(tuple(getattr(config, f) for f in WORLD_FIELDS), config)
+    return [generate_world(config) for config in configs.values()]
 
 
 def decoys_of(env: Any) -> list[str]:
@@ -164,7 +179,12 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
         for key in stats:
             stats[key] += st[key]
     demos = repeat_key_turns(demos, tokenizer, args.key_turn_repeats)
-    log_line(log, {"stage": "demos", **stats, "key_turn_repeats": args.key_turn_repeats, "demo_turns": len(demos),
+    if args.comparison_drills:
+        from mempo_agents.trainer.drills import comparison_drills
+
+        demos += comparison_drills(worlds_of(envs), args.comparison_drills, random.Random(args.seed), tokenizer)
+    log_line(log, {"stage": "demos", **stats, "key_turn_repeats": args.key_turn_repeats,
+                   "comparison_drills": args.comparison_drills, "demo_turns": len(demos),
                    "tokens": sum(len(d.context_ids) + len(d.output_ids) for d in demos),
                    "cpu_s": time.process_time() - started})
     torch.manual_seed(args.seed)
@@ -178,12 +198,13 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
     per_epoch = len(token_batches(demos, preset.sft_batch_tokens, random.Random(args.seed)))
     epochs = steps / max(1, per_epoch)
     sft_train(model, demos, pad_id=tokenizer.pad_token_id or 0, epochs=epochs, batch_tokens=preset.sft_batch_tokens,
-              lr=args.sft_lr or SFT_LR, mixed_precision="bf16", seed=args.seed, log_every=5,
+              lr=args.sft_lr or SFT_LR, mixed_precision=PRECISIONS[args.precision][0], seed=args.seed, log_every=5,
               log=lambda step, row: log_line(log, {"stage": "sft", "step": step, **row,
                                                    "cpu_s": time.process_time() - started}))
     save_policy(model, out / "adapter")
-    settings = agent_settings(args.memory, open_all=args.open_all, check_digits=args.check_digits,
-                              key_turn_repeats=args.key_turn_repeats)
+    settings = agent_settings(args.memory, PRECISIONS[args.precision][1], open_all=args.open_all,
+                              check_digits=args.check_digits, key_turn_repeats=args.key_turn_repeats,
+                              comparison_drills=args.comparison_drills)
     (out / "adapter" / "mempo_agent.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
     log_line(log, {"stage": "sft-done", "cpu_s": time.process_time() - started, "demo_turns": len(demos),
                    "steps": steps, "epochs": epochs, "init": args.init, "seed": args.seed})
@@ -216,20 +237,20 @@ RL_SCHEDULE = [[0, [1, 2]], [2, [1, 2, 4]], [6, [1, 2, 4, 8]]]  # curriculum ove
 
 
 def rl_config(stage: str, init: Path, preset: Preset, seed: int, flat_groups: str, minibatch_tokens: int = 4096,
-              memory_scale: str = "std", format_penalty: float = 0.0) -> Any:
+              memory_scale: str = "std", format_penalty: float = 0.0, precision: str = "fp32") -> Any:
     """The RL settings. Paper-faithful: EM reward with format validity (an invalid or unanswered
     episode scores 0; ``format_penalty`` P > 0 scores it -P, below a wrong answer), group-relative
     advantages, clipped surrogate (eps 0.2), k3 KL to the start policy, memory weight 1. CPU
     recipe: LoRA instead of full fine-tuning, a group of 4 (paper-scale runs use 5-8) and a few
     steps of 8 episodes (hundreds of steps at scale), lr 1e-4 (LoRA moves slower per step than
-    full fine-tuning at 1e-6), bf16 autocast."""
+    full fine-tuning at 1e-6), fp32 (``precision="bf16"``: autocast, for GPUs; slower on this CPU)."""
     from mempo_agents.trainer.config import TrainerConfig
 
     return TrainerConfig(
         stage=stage, init_model=str(init), group_size=preset.group_size, tasks_per_step=preset.tasks_per_step,
         steps=preset.rl_steps, reward_metric="em", format_penalty=format_penalty, memory_weight=1.0, memory_norm="turn",
         memory_flat_groups=flat_groups, memory_scale=memory_scale, log_memory_reward=stage == "mempo", clip_eps=0.2, kl_beta=0.01, ppo_epochs=1,
-        temperature=1.0, max_new_tokens=96, lr=1e-4, warmup_steps=1, mixed_precision="bf16",
+        temperature=1.0, max_new_tokens=96, lr=1e-4, warmup_steps=1, mixed_precision=PRECISIONS[precision][0],
         minibatch_tokens=minibatch_tokens, seed=seed,
         objectives_schedule=RL_SCHEDULE, lora_rank=LORA_RANK, output_dir="", save_every=0,
     )
@@ -279,7 +300,7 @@ def stage_rl(args: argparse.Namespace, preset: Preset) -> Path:
     log = out / "log.jsonl"
     started = time.process_time()
     cfg = rl_config(args.rl_stage, init, preset, args.seed, args.flat_groups, args.minibatch_tokens, args.memory_scale,
-                    args.format_penalty)
+                    args.format_penalty, args.precision)
     if args.rl_steps:
         cfg.steps = args.rl_steps
     cfg.save(out / "config.yaml")
@@ -308,10 +329,10 @@ def stage_rl(args: argparse.Namespace, preset: Preset) -> Path:
     return out
 
 
-def agent_settings(memory: str, **demonstrations: Any) -> dict[str, Any]:
-    """What an agent built on this adapter needs: raw contexts (no chat template) and bf16, as
-    trained; ``trained_on`` also names the demonstrator's options (``open_all``, ...)."""
-    return {"agent": "mempo" if memory == "self" else "full-context", "backend": {"chat_template": False, "dtype": "bfloat16"},
+def agent_settings(memory: str, dtype: str = "float32", **demonstrations: Any) -> dict[str, Any]:
+    """What an agent built on this adapter needs: raw contexts (no chat template) and the dtype it
+    was trained in; ``trained_on`` also names the demonstrator's options (``open_all``, ...)."""
+    return {"agent": "mempo" if memory == "self" else "full-context", "backend": {"chat_template": False, "dtype": dtype},
             "trained_on": {"env_ids": [env_id(k) for k in (1, 2, 4, 8)], "split": "train",
                            "memory": memory, "instructions": INSTRUCTIONS_OF[memory], "oracle_style": MEMORY_STYLE,
                            **demonstrations}}
@@ -319,14 +340,14 @@ def agent_settings(memory: str, **demonstrations: Any) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------------- evaluation
 def make_eval_agent(model: str, out: Path, repeat_temperature: float | None = None,
-                    max_new_tokens: int = EVAL_MAX_NEW_TOKENS) -> Any:
+                    max_new_tokens: int = EVAL_MAX_NEW_TOKENS, dtype: str = "float32") -> Any:
     """The agent of a table row; ``repeat_temperature`` samples the turns whose context repeats
     one already seen in the episode (greedy otherwise; ``LLMAgent``)."""
     from mempo_gym.agent import make_agent
 
     if model == "oracle":
         return make_agent("oracle")
-    llm = {"max_new_tokens": max_new_tokens, "dtype": "bfloat16", "repeat_temperature": repeat_temperature}
+    llm = {"max_new_tokens": max_new_tokens, "dtype": dtype, "repeat_temperature": repeat_temperature}
     if model == "base":  # the untrained embedded model, prompted (chat template on)
         return make_agent("mempo", model="smollm2-135m-instruct", **llm)
     if model.startswith("full-context"):  # "full-context" (final SFT) or "full-context-r1" (first round)
@@ -372,7 +393,7 @@ def stage_eval(args: argparse.Namespace, preset: Preset) -> None:
         k, n = item.split("=")
         per_k[int(k)] = int(n)
     for model in args.models.split(","):
-        agent = make_eval_agent(model, out, args.repeat_temperature, args.max_new_tokens)
+        agent = make_eval_agent(model, out, args.repeat_temperature, args.max_new_tokens, PRECISIONS[args.precision][1])
         model = eval_name(model, None if model == "oracle" else args.repeat_temperature)
         if args.hotpotqa:  # the real HotpotQA sample (data directory: $MEMPO_GYM_DATA), same agent settings
             folder = out / "eval" / f"{model}-hotpotqa"
@@ -388,6 +409,35 @@ def stage_eval(args: argparse.Namespace, preset: Preset) -> None:
                      resume=(folder / "config.json").is_file(), progress=False)
             log_line(out / "eval" / "log.jsonl", {"model": model, "k": k, "episodes": per_k[k],
                                                   "cpu_s": time.process_time() - started})
+
+
+def stage_decisions(args: argparse.Namespace) -> None:
+    """Teacher-forced comparison decisions (:func:`~mempo_agents.trainer.drills.decision_accuracy`)
+    of each model on the oracle's decision turns of the held-out test world (the first 100 k=1 and
+    40 k=2 tasks of the eval order): how often the right winner is the likelier name."""
+    from mempo_gym.tokenizer import load_hf_tokenizer
+
+    from mempo_agents.trainer.drills import decision_accuracy, decision_points
+    from mempo_agents.trainer.mempo import task_refs
+    from mempo_agents.trainer.oracle import CompactOracleAgent
+    from mempo_agents.trainer.policy import load_base_model, load_policy_model
+    from mempo_agents.trainer.sft import collect_demonstrations
+
+    out = Path(args.out)
+    tokenizer = load_hf_tokenizer()
+    demos = []
+    for k, n in ((1, 100), (2, 40)):
+        env = make_env(k, "test", 0, n, "self")
+        demos += collect_demonstrations(CompactOracleAgent(style=MEMORY_STYLE), [env], task_refs([env]), tokenizer)[0]
+    points = decision_points(demos, tokenizer)
+    for model in args.models.split(","):
+        started = time.process_time()
+        folder = Path(model) if Path(model).is_dir() else shipped(out / {"sft": "sft-self"}.get(model, model))
+        net = load_base_model() if model == "base" else load_policy_model(folder)
+        net.eval()
+        log_line(out / "decisions.jsonl", {"model": model, "decisions": len(points),
+                                           "accuracy": decision_accuracy(net, points, tokenizer),
+                                           "cpu_s": time.process_time() - started})
 
 
 def stage_table(args: argparse.Namespace) -> None:
@@ -597,7 +647,7 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=["sft", "rl", "eval", "table", "export", "all"])
+    parser.add_argument("stage", choices=["sft", "rl", "eval", "decisions", "table", "export", "all"])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="full")
     parser.add_argument("--out", default="runs/repro")
     parser.add_argument("--memory", choices=["self", "full"], default="self")
@@ -634,6 +684,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--minibatch-tokens", type=int, default=4096,
                         help="rl: tokens per forward pass (memory only: gradients are accumulated over the batch)")
     parser.add_argument("--results", default="", help="table: also write the results Markdown file here")
+    parser.add_argument("--comparison-drills", type=int, default=0,
+                        help="sft: add N comparison drills (agents/trainer/drills.py) to the demonstrations")
+    parser.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32",
+                        help="sft / rl: fp32 or bf16 autocast; eval: the backend dtype (fp32 is faster on CPUs without "
+                        "bf16 units)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -645,6 +700,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stage_rl(args, preset)
     elif args.stage == "eval":
         stage_eval(args, preset)
+    elif args.stage == "decisions":
+        stage_decisions(args)
     elif args.stage == "table":
         stage_table(args)
     elif args.stage == "export":

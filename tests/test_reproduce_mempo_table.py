@@ -156,3 +156,23 @@ def test_adapter_settings_name_the_demonstrator_options() -> None:
     assert settings["trained_on"]["oracle_style"] == "relations" and settings["backend"]["chat_template"] is False
     with pytest.raises(SystemExit):  # the flags parse; a bad value of --key-turn-repeats is refused by argparse types
         repro.main(["sft", "--key-turn-repeats", "x"])
+
+
+def test_adapter_settings_record_the_training_precision_and_fp32_is_the_default() -> None:
+    repro = load_script()
+    assert repro.agent_settings("self")["backend"]["dtype"] == "float32"
+    assert repro.agent_settings("full", "bfloat16")["backend"]["dtype"] == "bfloat16"
+    assert repro.PRECISIONS["fp32"] == ("no", "float32") and repro.PRECISIONS["bf16"] == ("bf16", "bfloat16")
+    assert repro.rl_config("grpo", Path("x"), repro.PRESETS["smoke"], 0, "apply").mixed_precision == "no"
+    assert repro.rl_config("grpo", Path("x"), repro.PRESETS["smoke"], 0, "apply", precision="bf16").mixed_precision == "bf16"
+
+
+def test_worlds_of_rebuilds_each_train_world_once_with_every_task_entity() -> None:
+    repro = load_script()
+    envs = [repro.make_env(k, "train", 1, 3, "self") for k in (1, 2)]
+    worlds = repro.worlds_of(envs)
+    assert len(worlds) == 1
+    names = {e.name for e in worlds[0].entities}
+    for env in envs:
+        for task in env.unwrapped.tasks:
+            assert all(t in names for q in task.questions for t in q.supporting_titles)

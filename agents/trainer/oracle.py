@@ -98,6 +98,23 @@ def digit_check(a: str, b: str) -> str:
     return f"{x} {'<' if x < y else '>'} {y}"
 
 
+def comparison_winner(direction: str, a: tuple[str, str], b: tuple[str, str]) -> str:
+    """The name of the ``(name, year)`` pair that is ``"earlier"`` / ``"later"``."""
+    (name_a, year_a), (name_b, year_b) = a, b
+    if int(year_a) == int(year_b):
+        raise ValueError(f"{name_a} and {name_b} share the year {year_a}; a comparison needs two different years")
+    if direction not in ("earlier", "later"):
+        raise ValueError(f"direction must be 'earlier' or 'later', got {direction!r}")
+    return name_a if (int(year_a) < int(year_b)) == (direction == "earlier") else name_b
+
+
+def decision_entry(n: int, direction: str, a: tuple[str, str], b: tuple[str, str], check_digits: bool = False) -> str:
+    """Question ``n``'s memory entry on the turn its comparison is decided:
+    ``1 : earlier Kiki 2018 , Futusi 2014 = Futusi`` (``: 8 > 4`` before ``=`` with ``check_digits``)."""
+    reason = f" : {digit_check(a[1], b[1])}" if check_digits else ""
+    return f"{n} : {direction} {a[0]} {a[1]} , {b[0]} {b[1]}{reason} = {comparison_winner(direction, a, b)}"
+
+
 def plan_question(index: int, question: Question, style: str = "relations", check_digits: bool = False) -> _Plan:
     """The hop-by-hop memory entries of question ``index`` (0-based).
 
@@ -139,13 +156,15 @@ def plan_question(index: int, question: Question, style: str = "relations", chec
     right_nouns = [relation_noun(texts[j], titles[j + 1]) for j in range(split, len(titles) - 1)] + ["year"]
     right_open = open_chain(split, right_nouns)
     left_year, right_year = _year(texts[split - 1]), _year(texts[-1])
-    left_done, right_done = f"{titles[split - 1]} {left_year}", f"{titles[-1]} {right_year}"
-    reason = f" : {digit_check(left_year, right_year)}" if check_digits else ""
+    left_done = f"{titles[split - 1]} {left_year}"
+    decision = decision_entry(n, direction, (titles[split - 1], left_year), (titles[-1], right_year), check_digits)
+    if not decision.endswith(f" = {answer}"):
+        raise ValueError(f"comparison question {index + 1}: its years decide {decision!r}, its gold is {answer!r}")
     entries = [f"{n} : {direction} {open_chain(j, left_nouns[j:])} , {right_open}" for j in range(1, split)]
     entries.append(f"{n} : {direction} {left_done} , {right_open}")
     entries += [f"{n} : {direction} {left_done} , {open_chain(j, right_nouns[j - split:])}"
                 for j in range(split + 1, len(titles))]
-    entries.append(f"{n} : {direction} {left_done} , {right_done}{reason} = {answer}")
+    entries.append(decision)
     return _Plan(titles, entries, f"{n} : {direction} {open_chain(0, left_nouns)} , {right_open}", answer,
                  f"{n} : {answer}")
 

@@ -1,0 +1,109 @@
+"""Comparison drills: short SFT examples of the one decision the agent gets wrong most.
+
+On held-out SynthWiki worlds the SFT agent reads both years of a comparison correctly and
+then picks the winner at chance: teacher-forced on the oracle's own decision turns
+(:func:`decision_points`), the shipped adapter put more probability on the right entity in 43
+of 95 decisions. A demonstration turn holds one such decision among ~300 context tokens, so
+a fraction of an epoch shows the model a few hundred of them. A drill is the decision alone,
+in the memory format the oracle writes (:func:`~mempo_agents.trainer.oracle.decision_entry`)::
+
+    Question: Who was born earlier, Kipi Mefutu or Suzi Pidete?
+    <mem> 1 : Zikegu | 2 : earlier Kipi Mefutu 1842 , Suzi Pidete 1950 =  ->  " Kipi Mefutu"
+
+about 60 tokens, loss on the winner's name only (the context is never a target, so the
+model is not taught to write years it has not read). Names and their question verbs come
+from a training world's entities that have a year; the years are drawn afresh from the
+world's ``year_range``, so every pair of years is as likely as any other.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Any, Sequence
+
+from mempo_gym.tasks.synthwiki import COMPARISON_TEMPLATE, COMPARISON_WH, YEAR_VERBS, SynthWorld
+
+from mempo_agents.trainer.oracle import comparison_winner, decision_entry
+from mempo_agents.trainer.sft import Demonstration
+
+DECISION = re.compile(r"(\d+) : (earlier|later) (.+?) (\d{3,4}) , (.+?) (\d{3,4}) (?:: \d [<>] \d )?= ")
+
+
+def comparison_drills(
+    worlds: Sequence[SynthWorld], count: int, rng: random.Random, tokenizer: Any, max_answered: int = 3
+) -> list[Demonstration]:
+    """``count`` drills over the dated entities of ``worlds`` (see the module docstring).
+
+    A drill's decision is entry ``j + 1`` after ``j`` answered entries (``i : NAME``,
+    ``j`` uniform in ``0..max_answered``), as in a multi-question memory."""
+    pools: list[tuple[str, list[str], tuple[int, int]]] = []
+    for world in worlds:
+        for etype in YEAR_VERBS:
+            names = [e.name for e in world.entities if e.type == etype and e.year is not None]
+            if len(names) >= 2:
+                pools.append((etype, names, world.config.year_range))
+    if not pools:
+        raise ValueError("comparison drills need a world with at least two dated entities of one type")
+    answered = sorted({name for _, names, _ in pools for name in names})
+    drills = []
+    for _ in range(count):
+        etype, names, (lo, hi) = rng.choice(pools)
+        a, b = rng.sample(names, 2)
+        year_a, year_b = rng.sample(range(lo, hi + 1), 2)
+        direction = rng.choice(("earlier", "later"))
+        winner = comparison_winner(direction, (a, str(year_a)), (b, str(year_b)))
+        slot = rng.randint(0, max_answered) + 1
+        entries = [f"{j} : {rng.choice(answered)}" for j in range(1, slot)]
+        entry = decision_entry(slot, direction, (a, str(year_a)), (b, str(year_b)))
+        entries.append(entry[: -len(winner)].rstrip())  # up to and including '='
+        question = COMPARISON_TEMPLATE.format(wh=COMPARISON_WH[etype], verb=YEAR_VERBS[etype],
+                                              direction=direction, a=a, b=b)
+        context = f"Question: {question}\n<mem> " + " | ".join(entries)
+        context_ids = tokenizer.encode(context, add_special_tokens=False)
+        output_ids = tokenizer.encode(" " + winner, add_special_tokens=False)
+        if tokenizer.encode(context + " " + winner, add_special_tokens=False) != context_ids + output_ids:
+            raise AssertionError(f"the drill's split changes its tokens: {context!r} + {winner!r}")
+        drills.append(Demonstration(tuple(context_ids), tuple(output_ids)))
+    return drills
+
+
+def decision_points(demos: Sequence[Demonstration], tokenizer: Any) -> list[tuple[list[int], str, str]]:
+    """``(ids up to the decision's '=', right name, wrong name)`` for each demonstration turn
+    that decides a comparison (the oracle's ``i : earlier A 1967 , B 1866 = B`` entry)."""
+    points = []
+    for demo in demos:
+        text = tokenizer.decode(demo.output_ids)
+        match = DECISION.search(text)
+        if match is None:
+            continue
+        _, direction, a, year_a, b, year_b = match.groups()
+        right = comparison_winner(direction, (a, year_a), (b, year_b))
+        wrong = b if right == a else a
+        cut = next(i for i in range(1, len(demo.output_ids) + 1)
+                   if len(tokenizer.decode(demo.output_ids[:i])) >= match.end() - 1)
+        points.append((list(demo.context_ids) + list(demo.output_ids[:cut]), right, wrong))
+    return points
+
+
+def decision_accuracy(model: Any, points: Sequence[tuple[list[int], str, str]], tokenizer: Any,
+                      batch: int = 8) -> float:
+    """Fraction of decision points at which ``model`` gives the right name a higher
+    probability (the sum of its tokens' log-probs) than the wrong one, teacher-forced."""
+    import torch
+
+    from mempo_agents.trainer.policy import completion_logprobs
+
+    if not points:
+        raise ValueError("no decision points: the demonstrations decide no comparison")
+    hits = 0
+    with torch.no_grad():
+        for start in range(0, len(points), batch):
+            chunk = points[start:start + batch]
+            prompts = [ids for ids, _, _ in chunk for _ in range(2)]
+            names = [name for _, right, wrong in chunk for name in (right, wrong)]
+            completions = [tokenizer.encode(" " + name, add_special_tokens=False) for name in names]
+            logp, _ = completion_logprobs(model, prompts, completions, pad_id=tokenizer.pad_token_id or 0)
+            scores = logp.sum(-1).tolist()
+            hits += sum(scores[2 * i] > scores[2 * i + 1] for i in range(len(chunk)))
+    return hits / len(points)

