@@ -17,6 +17,11 @@ Stages (each writes a folder under ``--out``):
   memory advantage, Eq. 4-9) from an SFT adapter, with a curriculum over k.
 * ``eval`` — greedy episodes on held-out test worlds for every model and k; prints the
   table and writes ``results.json``.
+* ``decisions`` — teacher-forced comparison decisions of each model on the oracle's decision
+  turns of the test world (:mod:`mempo_agents.trainer.drills`).
+
+``--precision fp32`` (default) or ``bf16`` sets SFT / RL autocast and the evaluation dtype; on
+a CPU without bf16 units fp32 is 3.2x faster per SFT step (``benchmarks/cpu_precision.py``).
 
 Usage (the full recipe; the exact commands and timings land in the results file)::
 
@@ -33,6 +38,10 @@ Usage (the full recipe; the exact commands and timings land in the results file)
     python benchmarks/reproduce_mempo.py sft --memory self --init agents/checkpoints/mempo-smollm2-135m-lora \
         --name sft-self-r3 --seed 2 --sft-steps 400 --sft-lr 1e-3 --open-all --check-digits --key-turn-repeats 2 \
         --out runs/repro      # the third round measured in benchmarks/results/mempo_smollm2_r3.md (not shipped)
+    python benchmarks/reproduce_mempo.py sft --memory self --init agents/checkpoints/mempo-smollm2-135m-lora \
+        --name sft-self-r4 --seed 3 --sft-steps 700 --sft-lr 1e-3 --comparison-drills 6000 \
+        --out runs/repro      # the fourth round (fp32, drills) in benchmarks/results/mempo_smollm2_r4.md (not shipped)
+    python benchmarks/reproduce_mempo.py decisions --models sft,sft-self-r4 --out runs/repro  # comparison decisions
     python benchmarks/reproduce_mempo.py eval --out runs/repro
     python benchmarks/reproduce_mempo.py eval --models sft --ks 1 --repeat-temperature 0.7 --out runs/repro  # row sft-rt0.7
     python benchmarks/reproduce_mempo.py eval --models sft-self-r3 --ks 1,2,4 --max-new-tokens 192 --out runs/repro
