@@ -113,3 +113,11 @@ def test_the_oracle_solves_registered_tasks_with_decoys(env_id: str, options: di
                           on_start=lambda n, task: agent.reset(task, n))
     assert [ep.info["metrics"]["em"] for ep in episodes] == [1.0] * 12
     assert any(agent.excluded_turns(ep.slot) for ep in episodes)  # some decoy searches were made (and recovered)
+
+
+def test_a_comparison_whose_years_contradict_its_gold_is_refused() -> None:
+    wrong_gold = Question(text=COMPARISON.text, answers=("Kiki",), kind="comparison",
+                          supporting_titles=COMPARISON.supporting_titles, supporting_texts=COMPARISON.supporting_texts)
+    with pytest.raises(ValueError, match="its gold is 'Kiki'"):
+        plan_question(0, wrong_gold)
+    assert plan_question(0, COMPARISON).entries[-1] == "1 : earlier Kiki 2018 , Futusi 2014 = Futusi"
