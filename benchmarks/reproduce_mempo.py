@@ -98,8 +98,8 @@ MISTAKE_RATE = 0.1
 MEMORY_STYLE = "relations"  # the oracle's memory entries keep the relations still to follow
 EVAL_MAX_NEW_TOKENS = 128  # per turn; --open-all demonstrations need ~150 at k=8 (pass --max-new-tokens 192)
 INSTRUCTIONS_OF = {"self": "mempo", "full": "react"}  # as MemPOAgent / FullContextAgent ask for
-# fp32 by default: on this CPU (AVX-512, no AVX512-BF16/AMX) bf16 autocast made a LoRA SFT step 3.4x slower
-# and greedy generation 2x slower than fp32 (benchmarks/cpu_precision.py); bf16 is still there for GPUs
+# fp32 by default: on this CPU (AVX-512, no AVX512-BF16/AMX) bf16 autocast made a LoRA SFT step 3.2x slower
+# and greedy generation 2.1x slower than fp32 (benchmarks/cpu_precision.py); bf16 is still there for GPUs
 PRECISIONS = {"fp32": ("no", "float32"), "bf16": ("bf16", "bfloat16")}  # --precision -> (autocast, backend dtype)
 
 
@@ -220,14 +220,14 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
     return out
 
 
-KEY_TURN = re.compile(r"\d{3,4} = |\d [<>] \d = ")  # a comparison decided (``2014 = X``, ``8 > 4 = X``)
-
-
 def is_key_turn(context: str, output: str) -> bool:
     """The turns on which the observed failures happen: the first (no memory shown yet: the
-    plan is written from the questions alone) and each comparison's decision."""
+    plan is written from the questions alone) and each comparison's decision (the oracle's entry
+    :data:`~mempo_agents.trainer.drills.DECISION`, with or without ``--check-digits``)."""
+    from mempo_agents.trainer.drills import DECISION
+
     after_questions = context.split("\nQuestion", 1)[-1]  # the instructions name the tags too
-    return "<information>" not in after_questions or bool(KEY_TURN.search(output))
+    return "<information>" not in after_questions or bool(DECISION.search(output))
 
 
 def repeat_key_turns(demos: list[Any], tokenizer: Any, repeats: int) -> list[Any]:
@@ -359,11 +359,19 @@ def make_eval_agent(model: str, out: Path, repeat_temperature: float | None = No
     llm = {"max_new_tokens": max_new_tokens, "dtype": dtype, "repeat_temperature": repeat_temperature}
     if model == "base":  # the untrained embedded model, prompted (chat template on)
         return make_agent("mempo", model="smollm2-135m-instruct", **llm)
-    if model.startswith("full-context"):  # "full-context" (final SFT) or "full-context-r1" (first round)
-        folder = out / ("sft-full" + model[len("full-context"):])
-        return make_agent("full-context", model=str(shipped(folder)), **llm)
-    folder = {"sft": "sft-self", "sft-r1": "sft-self-r1"}.get(model, model)
-    return make_agent("mempo", model=str(shipped(out / folder)), **llm)
+    agent = "full-context" if model.startswith("full-context") else "mempo"
+    return make_agent(agent, model=str(adapter_of(model, out)), **llm)
+
+
+def adapter_of(model: str, out: Path) -> Path:
+    """The adapter folder of a table row: ``sft`` / ``sft-r1`` (the self-memory SFT rounds),
+    ``full-context`` / ``full-context-r1`` (their full-context counterparts), any other stage
+    folder in ``out`` by its name, or an adapter folder given by path."""
+    if Path(model).is_dir():
+        return Path(model)
+    if model.startswith("full-context"):
+        return shipped(out / ("sft-full" + model[len("full-context"):]))
+    return shipped(out / {"sft": "sft-self", "sft-r1": "sft-self-r1"}.get(model, model))
 
 
 def eval_name(model: str, repeat_temperature: float | None) -> str:
@@ -441,8 +449,7 @@ def stage_decisions(args: argparse.Namespace) -> None:
     points = decision_points(demos, tokenizer)
     for model in args.models.split(","):
         started = time.process_time()
-        folder = Path(model) if Path(model).is_dir() else shipped(out / {"sft": "sft-self"}.get(model, model))
-        net = load_base_model() if model == "base" else load_policy_model(folder)
+        net = load_base_model() if model == "base" else load_policy_model(adapter_of(model, out))
         net.eval()
         log_line(out / "decisions.jsonl", {"model": model, "decisions": len(points),
                                            "accuracy": decision_accuracy(net, points, tokenizer),
