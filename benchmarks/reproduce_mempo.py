@@ -181,7 +181,7 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
     for e, env in enumerate(envs):
         names = decoys_of(env)
         agent = CompactOracleAgent(mistake_rate=MISTAKE_RATE, decoys=names, seed=e, style=MEMORY_STYLE,
-                                   open_all=args.open_all, check_digits=args.check_digits,
+                                   open_all=args.open_all, decision_reason=args.decision_reason,
                                    note_tag="mem" if args.memory == "self" else "think")
         d, st = collect_demonstrations(agent, [env], task_refs([env]), tokenizer)
         demos += d
@@ -191,7 +191,8 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
     if args.comparison_drills:
         from mempo_agents.trainer.drills import comparison_drills
 
-        demos += comparison_drills(worlds_of(envs), args.comparison_drills, random.Random(args.seed), tokenizer)
+        demos += comparison_drills(worlds_of(envs), args.comparison_drills, random.Random(args.seed), tokenizer,
+                                   reason=args.decision_reason)
     log_line(log, {"stage": "demos", **stats, "key_turn_repeats": args.key_turn_repeats,
                    "comparison_drills": args.comparison_drills, "demo_turns": len(demos),
                    "tokens": sum(len(d.context_ids) + len(d.output_ids) for d in demos),
@@ -212,7 +213,7 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
                                                    "cpu_s": time.process_time() - started}))
     save_policy(model, out / "adapter")
     settings = agent_settings(args.memory, PRECISIONS[args.precision][1], open_all=args.open_all,
-                              check_digits=args.check_digits, key_turn_repeats=args.key_turn_repeats,
+                              decision_reason=args.decision_reason, key_turn_repeats=args.key_turn_repeats,
                               comparison_drills=args.comparison_drills)
     (out / "adapter" / "mempo_agent.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
     log_line(log, {"stage": "sft-done", "cpu_s": time.process_time() - started, "demo_turns": len(demos),
@@ -223,7 +224,7 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
 def is_key_turn(context: str, output: str) -> bool:
     """The turns on which the observed failures happen: the first (no memory shown yet: the
     plan is written from the questions alone) and each comparison's decision (the oracle's entry
-    :data:`~mempo_agents.trainer.drills.DECISION`, with or without ``--check-digits``)."""
+    :data:`~mempo_agents.trainer.drills.DECISION`, with any ``--decision-reason``)."""
     from mempo_agents.trainer.drills import DECISION
 
     after_questions = context.split("\nQuestion", 1)[-1]  # the instructions name the tags too
@@ -662,6 +663,8 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from mempo_agents.trainer.oracle import DECISION_REASONS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stage", choices=["sft", "rl", "eval", "decisions", "table", "export", "all"])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="full")
@@ -692,8 +695,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sft-steps", type=int, default=0, help="sft: optimizer steps (default: the preset's)")
     parser.add_argument("--open-all", action="store_true",
                         help="sft: the demonstrator writes every question's entry from the first turn")
-    parser.add_argument("--check-digits", action="store_true",
-                        help="sft: the demonstrator writes a comparison's first differing digits before deciding it")
+    parser.add_argument("--decision-reason", choices=tuple(DECISION_REASONS), default="none",
+                        help="sft: what the demonstrator (and the drills) write before a comparison's winner: nothing, "
+                             "the first differing digits (': 8 > 4') or the digit walk to them "
+                             "(': 2 = 2 , 0 = 0 , 1 = 1 , 8 > 4'); see oracle.decision_entry")
+    parser.add_argument("--check-digits", dest="decision_reason", action="store_const", const="first-digit",
+                        help="sft: the same as --decision-reason first-digit (the third round's flag)")
     parser.add_argument("--key-turn-repeats", type=int, default=1,
                         help="sft: repeat each first turn and comparison decision this many times in the demonstrations")
     parser.add_argument("--sft-lr", type=float, default=0.0, help="sft: peak learning rate (default 6e-4)")

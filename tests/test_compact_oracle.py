@@ -10,7 +10,8 @@ import mempo_gym  # noqa: F401
 from mempo_gym.records import Question
 from mempo_gym.rollout import play_batch
 
-from mempo_agents.trainer.oracle import CompactOracleAgent, digit_check, first_difference, plan_question, relation_noun
+from mempo_agents.trainer.oracle import (CompactOracleAgent, digit_check, digit_walk, first_difference, plan_question,
+                                          relation_noun)
 
 BRIDGE = Question(
     text="What is the capital of the country of the birthplace of the director of Gavi?",
@@ -44,11 +45,17 @@ def test_comparison_plan_writes_each_year_and_the_decision() -> None:
                             "2 : earlier Kiki 2018 , Futusi 2014 = Futusi"]
 
 
-def test_check_digits_writes_the_first_differing_digits_before_the_decision() -> None:
-    plan = plan_question(1, COMPARISON, check_digits=True)
+@pytest.mark.parametrize(("reason", "why"), [("first-digit", ": 8 > 4 "), ("digits", ": 2 = 2 , 0 = 0 , 1 = 1 , 8 > 4 ")])
+def test_a_decision_reason_is_written_before_the_decision(reason: str, why: str) -> None:
+    plan = plan_question(1, COMPARISON, decision_reason=reason)
     assert plan.entries[:-1] == plan_question(1, COMPARISON).entries[:-1]  # only the decision changes
-    assert plan.entries[-1] == "2 : earlier Kiki 2018 , Futusi 2014 : 8 > 4 = Futusi"
-    assert plan_question(0, BRIDGE, check_digits=True) == plan_question(0, BRIDGE)  # bridges have no decision
+    assert plan.entries[-1] == f"2 : earlier Kiki 2018 , Futusi 2014 {why}= Futusi"
+    assert plan_question(0, BRIDGE, decision_reason=reason) == plan_question(0, BRIDGE)  # bridges have no decision
+
+
+def test_an_unknown_decision_reason_is_refused() -> None:
+    with pytest.raises(ValueError, match="decision_reason must be one of none, first-digit, digits"):
+        CompactOracleAgent(decision_reason="sorted")
 
 
 @pytest.mark.parametrize(("a", "b", "check"), [("2018", "2014", "8 > 4"), ("1970", "1800", "9 > 8"),
@@ -60,15 +67,25 @@ def test_digit_check_compares_the_first_differing_digit(a: str, b: str, check: s
     assert (x < y) == (int(a) < int(b)) and op == ("<" if int(a) < int(b) else ">")
 
 
-def test_digit_check_refuses_equal_years() -> None:
+@pytest.mark.parametrize(("a", "b", "walk"), [("2018", "2014", "2 = 2 , 0 = 0 , 1 = 1 , 8 > 4"),
+                                              ("1970", "1800", "1 = 1 , 9 > 8"), ("2001", "1999", "2 > 1"),
+                                              ("999", "1001", "0 < 1"), ("1866", "1867", "1 = 1 , 8 = 8 , 6 = 6 , 6 < 7")])
+def test_digit_walk_copies_equal_digits_up_to_the_deciding_one(a: str, b: str, walk: str) -> None:
+    assert digit_walk(a, b) == walk
+    assert walk.endswith(digit_check(a, b))  # it ends where the first-digit reason starts and stops
+
+
+def test_digit_check_and_walk_refuse_equal_years() -> None:
     with pytest.raises(ValueError, match="are equal"):
         first_difference("1900", "1900")
+    with pytest.raises(ValueError, match="are equal"):
+        digit_walk("1900", "1900")
 
 
 def test_open_all_writes_every_question_from_the_first_turn() -> None:
     from mempo_gym.records import Task
 
-    agent = CompactOracleAgent(open_all=True, check_digits=True)
+    agent = CompactOracleAgent(open_all=True, decision_reason="first-digit")
     agent.reset(Task(id="t", questions=(COMPARISON, BRIDGE), source="synthwiki"), 0)
     outputs = [agent.act({}, {}, 0) for _ in range(8)]
     assert outputs[0] == ("<mem> 1 : earlier year employer Kora Pobi , year Futusi | "
@@ -103,7 +120,8 @@ def test_an_answered_comparison_shows_its_decision_once_then_only_the_answer() -
     assert outputs[-1] == "<mem> 1 : Futusi | 2 : Vavi </mem> <answer> Futusi ; Vavi </answer>"
 
 
-@pytest.mark.parametrize("options", [{}, {"open_all": True, "check_digits": True}])
+@pytest.mark.parametrize("options", [{}, {"open_all": True, "decision_reason": "first-digit"},
+                                     {"decision_reason": "digits"}])
 @pytest.mark.parametrize("env_id", ["MemPO-SynthWiki-v0", "MemPO-SynthWiki-2obj-v0", "MemPO-SynthWiki-4obj-v0"])
 def test_the_oracle_solves_registered_tasks_with_decoys(env_id: str, options: dict[str, bool]) -> None:
     envs = [gym.make(env_id, split="train", seed=3, num_tasks=12, memory="self", max_turns=40) for _ in range(12)]

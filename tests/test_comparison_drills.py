@@ -36,8 +36,12 @@ def test_comparison_winner_and_decision_entry() -> None:
     assert comparison_winner("earlier", ("Kiki", "2018"), ("Futusi", "2014")) == "Futusi"
     assert comparison_winner("later", ("Kiki", "2018"), ("Futusi", "2014")) == "Kiki"
     assert decision_entry(2, "later", ("Kiki", "2018"), ("Futusi", "2014")) == "2 : later Kiki 2018 , Futusi 2014 = Kiki"
-    assert (decision_entry(1, "earlier", ("Kiki", "2018"), ("Futusi", "2014"), check_digits=True)
+    assert (decision_entry(1, "earlier", ("Kiki", "2018"), ("Futusi", "2014"), "first-digit")
             == "1 : earlier Kiki 2018 , Futusi 2014 : 8 > 4 = Futusi")
+    assert (decision_entry(1, "earlier", ("Kiki", "1918"), ("Futusi", "1866"), "digits")
+            == "1 : earlier Kiki 1918 , Futusi 1866 : 1 = 1 , 9 > 8 = Futusi")
+    with pytest.raises(ValueError, match="decision reason must be one of"):
+        decision_entry(1, "earlier", ("Kiki", "1918"), ("Futusi", "1866"), "sorted")
     with pytest.raises(ValueError, match="share the year"):
         comparison_winner("earlier", ("A", "1900"), ("B", "1900"))
     with pytest.raises(ValueError, match="direction"):
@@ -68,21 +72,35 @@ def test_drills_end_at_the_decision_and_target_the_winner(tokenizer, world) -> N
     assert again == drills
 
 
+@pytest.mark.parametrize("reason", ["first-digit", "digits"])
+def test_drills_with_a_reason_target_the_reason_and_the_winner_after_the_years(tokenizer, world, reason) -> None:
+    drills = comparison_drills([world], 100, random.Random(1), tokenizer, reason=reason)
+    for drill in drills:
+        context, target = tokenizer.decode(drill.context_ids), tokenizer.decode(drill.output_ids)
+        match = re.search(r"(\d+) : (earlier|later) (.+) (\d{4}) , (.+) (\d{4})$", context)
+        assert match is not None, context
+        slot, direction, a, year_a, b, year_b = match.groups()
+        assert target == decision_entry(int(slot), direction, (a, year_a), (b, year_b), reason)[len(match.group(0)):]
+        assert DECISION.search(match.group(0) + target + " ") is not None
+        assert target.endswith(" = " + comparison_winner(direction, (a, year_a), (b, year_b)))
+
+
 def test_drills_refuse_worlds_without_dated_pairs(tokenizer) -> None:
     with pytest.raises(ValueError, match="dated entities"):
         comparison_drills([], 1, random.Random(0), tokenizer)
 
 
-@pytest.fixture(scope="module")
-def oracle_demos(tokenizer):
+@pytest.fixture(scope="module", params=["none", "digits"])
+def oracle_demos(tokenizer, request):
     env = gym.make("MemPO-SynthWiki-2obj-v0", split="test", num_tasks=12, memory="self")
-    demos, _ = collect_demonstrations(CompactOracleAgent(), [env], task_refs([env]), tokenizer)
+    agent = CompactOracleAgent(decision_reason=request.param)
+    demos, _ = collect_demonstrations(agent, [env], task_refs([env]), tokenizer)
     golds = [q for t in env.unwrapped.tasks for q in t.questions if q.kind == "comparison"]
     return demos, golds
 
 
 def test_decision_points_are_the_oracles_decisions_with_their_golds(tokenizer, oracle_demos) -> None:
-    demos, golds = oracle_demos
+    demos, golds = oracle_demos  # in the plain format and with the digit walk before the '='
     points = decision_points(demos, tokenizer)
     assert len(points) == len(golds) > 0
     assert [right for _, right, _ in points] == [q.answers[0] for q in golds]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -116,9 +117,10 @@ def test_curves_say_n_a_for_memory_reward_only_where_the_run_did_not_compute_it(
     assert "| mine | 1 | 0.500 | 0.500 | 0.250 | 0.1250 |" in "\n".join(lines)
 
 
-@pytest.mark.parametrize("options", [{}, {"open_all": True, "check_digits": True}])
+@pytest.mark.parametrize("options", [{}, {"open_all": True, "decision_reason": "first-digit"},
+                                     {"decision_reason": "digits"}])
 @pytest.mark.parametrize("memory", ["self", "full"])
-def test_key_turns_are_the_first_turn_and_each_comparison_decision(memory: str, options: dict[str, bool]) -> None:
+def test_key_turns_are_the_first_turn_and_each_comparison_decision(memory: str, options: dict[str, Any]) -> None:
     from mempo_gym.tokenizer import load_hf_tokenizer
 
     from mempo_agents.trainer.mempo import task_refs
@@ -151,9 +153,10 @@ def test_a_later_sft_round_is_paired_with_its_full_context_round_and_a_sampled_e
 
 def test_adapter_settings_name_the_demonstrator_options() -> None:
     repro = load_script()
-    settings = repro.agent_settings("self", open_all=True, check_digits=False, key_turn_repeats=2)
+    settings = repro.agent_settings("self", open_all=True, decision_reason="digits", key_turn_repeats=2)
     assert settings["trained_on"]["open_all"] is True and settings["trained_on"]["key_turn_repeats"] == 2
     assert settings["trained_on"]["oracle_style"] == "relations" and settings["backend"]["chat_template"] is False
+    assert settings["trained_on"]["decision_reason"] == "digits"
     with pytest.raises(SystemExit):  # the flags parse; a bad value of --key-turn-repeats is refused by argparse types
         repro.main(["sft", "--key-turn-repeats", "x"])
 

@@ -27,16 +27,21 @@ from mempo_gym.tasks.synthwiki import COMPARISON_TEMPLATE, COMPARISON_WH, YEAR_V
 from mempo_agents.trainer.oracle import comparison_winner, decision_entry
 from mempo_agents.trainer.sft import Demonstration
 
-DECISION = re.compile(r"(\d+) : (earlier|later) (.+?) (\d{3,4}) , (.+?) (\d{3,4}) (?:: \d [<>] \d )?= ")
+#: The oracle's decision entry in any of its formats (:data:`~mempo_agents.trainer.oracle.DECISION_REASONS`).
+DECISION = re.compile(r"(\d+) : (earlier|later) (.+?) (\d{3,4}) , (.+?) (\d{3,4}) (?:: (?:\d = \d , )*\d [<>] \d )?= ")
 
 
 def comparison_drills(
-    worlds: Sequence[SynthWorld], count: int, rng: random.Random, tokenizer: Any, max_answered: int = 3
+    worlds: Sequence[SynthWorld], count: int, rng: random.Random, tokenizer: Any, max_answered: int = 3,
+    reason: str = "none",
 ) -> list[Demonstration]:
     """``count`` drills over the dated entities of ``worlds`` (see the module docstring).
 
     A drill's decision is entry ``j + 1`` after ``j`` answered entries (``i : NAME``,
-    ``j`` uniform in ``0..max_answered``), as in a multi-question memory."""
+    ``j`` uniform in ``0..max_answered``), as in a multi-question memory. With a ``reason``
+    (:func:`~mempo_agents.trainer.oracle.decision_entry`) the context ends at the second year
+    and the target is the reason, ``=`` and the winner: ``" : 2 = 2 , 0 = 0 , 1 = 1 , 8 > 4 =
+    Futusi"`` (the years are still never a target)."""
     pools: list[tuple[str, list[str], tuple[int, int]]] = []
     for world in worlds:
         for etype in YEAR_VERBS:
@@ -55,15 +60,18 @@ def comparison_drills(
         winner = comparison_winner(direction, (a, str(year_a)), (b, str(year_b)))
         slot = rng.randint(0, max_answered) + 1
         entries = [f"{j} : {rng.choice(answered)}" for j in range(1, slot)]
-        entry = decision_entry(slot, direction, (a, str(year_a)), (b, str(year_b)))
-        entries.append(entry[: -len(winner)].rstrip())  # up to and including '='
+        entry = decision_entry(slot, direction, (a, str(year_a)), (b, str(year_b)), reason)
+        years_end = len(f"{slot} : {direction} {a} {year_a} , {b} {year_b}")
+        cut = years_end if reason != "none" else len(entry) - len(winner) - 1  # after the years / the '='
+        entries.append(entry[:cut])
         question = COMPARISON_TEMPLATE.format(wh=COMPARISON_WH[etype], verb=YEAR_VERBS[etype],
                                               direction=direction, a=a, b=b)
         context = f"Question: {question}\n<mem> " + " | ".join(entries)
+        target = entry[cut:]
         context_ids = tokenizer.encode(context, add_special_tokens=False)
-        output_ids = tokenizer.encode(" " + winner, add_special_tokens=False)
-        if tokenizer.encode(context + " " + winner, add_special_tokens=False) != context_ids + output_ids:
-            raise AssertionError(f"the drill's split changes its tokens: {context!r} + {winner!r}")
+        output_ids = tokenizer.encode(target, add_special_tokens=False)
+        if tokenizer.encode(context + target, add_special_tokens=False) != context_ids + output_ids:
+            raise AssertionError(f"the drill's split changes its tokens: {context!r} + {target!r}")
         drills.append(Demonstration(tuple(context_ids), tuple(output_ids)))
     return drills
 

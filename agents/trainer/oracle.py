@@ -98,6 +98,23 @@ def digit_check(a: str, b: str) -> str:
     return f"{x} {'<' if x < y else '>'} {y}"
 
 
+def digit_walk(a: str, b: str) -> str:
+    """Two years compared digit by digit, left to right, up to their first difference:
+    ``2 = 2 , 0 = 0 , 1 = 1 , 8 > 4`` for 2018 and 2014. Each step is a copy of one digit of
+    each year and a comparison of two single digits, never of two four-digit numbers."""
+    width = max(len(a), len(b))
+    steps = []
+    for x, y in zip(a.zfill(width), b.zfill(width)):
+        steps.append(f"{x} {'=' if x == y else '<' if x < y else '>'} {y}")
+        if x != y:
+            return " , ".join(steps)
+    raise ValueError(f"the years {a} and {b} are equal; a comparison needs two different years")
+
+
+#: How a comparison's decision entry states its reason before the winner (``decision_reason``).
+DECISION_REASONS = {"none": None, "first-digit": digit_check, "digits": digit_walk}
+
+
 def comparison_winner(direction: str, a: tuple[str, str], b: tuple[str, str]) -> str:
     """The name of the ``(name, year)`` pair that is ``"earlier"`` / ``"later"``."""
     (name_a, year_a), (name_b, year_b) = a, b
@@ -108,14 +125,19 @@ def comparison_winner(direction: str, a: tuple[str, str], b: tuple[str, str]) ->
     return name_a if (int(year_a) < int(year_b)) == (direction == "earlier") else name_b
 
 
-def decision_entry(n: int, direction: str, a: tuple[str, str], b: tuple[str, str], check_digits: bool = False) -> str:
+def decision_entry(n: int, direction: str, a: tuple[str, str], b: tuple[str, str], reason: str = "none") -> str:
     """Question ``n``'s memory entry on the turn its comparison is decided:
-    ``1 : earlier Kiki 2018 , Futusi 2014 = Futusi`` (``: 8 > 4`` before ``=`` with ``check_digits``)."""
-    reason = f" : {digit_check(a[1], b[1])}" if check_digits else ""
-    return f"{n} : {direction} {a[0]} {a[1]} , {b[0]} {b[1]}{reason} = {comparison_winner(direction, a, b)}"
+    ``1 : earlier Kiki 2018 , Futusi 2014 = Futusi``; a ``reason`` of :data:`DECISION_REASONS`
+    writes ``: 8 > 4`` (``"first-digit"``) or ``: 2 = 2 , 0 = 0 , 1 = 1 , 8 > 4`` (``"digits"``)
+    before the ``=``."""
+    if reason not in DECISION_REASONS:
+        raise ValueError(f"decision reason must be one of {', '.join(DECISION_REASONS)}, got {reason!r}")
+    explain = DECISION_REASONS[reason]
+    why = f" : {explain(a[1], b[1])}" if explain else ""
+    return f"{n} : {direction} {a[0]} {a[1]} , {b[0]} {b[1]}{why} = {comparison_winner(direction, a, b)}"
 
 
-def plan_question(index: int, question: Question, style: str = "relations", check_digits: bool = False) -> _Plan:
+def plan_question(index: int, question: Question, style: str = "relations", decision_reason: str = "none") -> _Plan:
     """The hop-by-hop memory entries of question ``index`` (0-based).
 
     ``style="relations"`` (the default) keeps the relations still to follow in the entry, in
@@ -126,9 +148,10 @@ def plan_question(index: int, question: Question, style: str = "relations", chec
     target in the entity's place); an entry with no relation left is answered. A comparison keeps
     both chains and the direction, writes each chain's year as it is read and shows the decision
     once: ``1 : earlier Kiki 2018 , Futusi 2014 = Futusi`` (later turns keep ``1 : Futusi``).
-    ``check_digits`` writes the decision's reason before it, the first digits in which the two
-    years differ: ``1 : earlier Kiki 2018 , Futusi 2014 : 8 > 4 = Futusi``, so that the model
-    compares two single digits instead of two four-digit numbers at once.
+    ``decision_reason`` writes the decision's reason before it (:func:`decision_entry`): the
+    first digits in which the two years differ, ``1 : earlier Kiki 2018 , Futusi 2014 : 8 > 4 =
+    Futusi``, or the digit-by-digit walk to them, ``: 2 = 2 , 0 = 0 , 1 = 1 , 8 > 4 = Futusi``,
+    so that the model compares single digits instead of two four-digit numbers at once.
     ``style="compact"`` is the earlier, shorter form (``1 : Kora Pobi``, ``1 : Busano 2000 ,
     Demi``, ``1 = Vadovo``)."""
     if style == "compact":
@@ -157,7 +180,8 @@ def plan_question(index: int, question: Question, style: str = "relations", chec
     right_open = open_chain(split, right_nouns)
     left_year, right_year = _year(texts[split - 1]), _year(texts[-1])
     left_done = f"{titles[split - 1]} {left_year}"
-    decision = decision_entry(n, direction, (titles[split - 1], left_year), (titles[-1], right_year), check_digits)
+    decision = decision_entry(n, direction, (titles[split - 1], left_year), (titles[-1], right_year),
+                              decision_reason)
     if not decision.endswith(f" = {answer}"):
         raise ValueError(f"comparison question {index + 1}: its years decide {decision!r}, its gold is {answer!r}")
     entries = [f"{n} : {direction} {open_chain(j, left_nouns[j:])} , {right_open}" for j in range(1, split)]
@@ -203,7 +227,7 @@ class CompactOracleAgent(Agent):
         open_all: write every question's entry from the first turn (``1 : … | 2 : …``), so the
             memory always says how many questions there are and which are still open; by
             default an entry appears when its question is started.
-        check_digits: write a comparison's decision with its reason (:func:`digit_check`).
+        decision_reason: how a comparison's decision states its reason (:data:`DECISION_REASONS`).
     """
 
     name = "compact-oracle"
@@ -216,7 +240,7 @@ class CompactOracleAgent(Agent):
         note_tag: str = "mem",
         style: str = "relations",
         open_all: bool = False,
-        check_digits: bool = False,
+        decision_reason: str = "none",
     ) -> None:
         if note_tag not in ("mem", "think"):
             raise ValueError(f"note_tag must be 'mem' or 'think', got {note_tag!r}")
@@ -225,7 +249,9 @@ class CompactOracleAgent(Agent):
             raise ValueError(f"style must be 'relations' or 'compact', got {style!r}")
         self.style = style
         self.open_all = bool(open_all)
-        self.check_digits = bool(check_digits)
+        if decision_reason not in DECISION_REASONS:
+            raise ValueError(f"decision_reason must be one of {', '.join(DECISION_REASONS)}, got {decision_reason!r}")
+        self.decision_reason = decision_reason
         if not 0.0 <= mistake_rate < 1.0:
             raise ValueError(f"mistake_rate must be in [0, 1), got {mistake_rate}")
         self.mistake_rate = mistake_rate
@@ -237,7 +263,7 @@ class CompactOracleAgent(Agent):
         return {"memory": "self" if self.note_tag == "mem" else "full"}
 
     def reset(self, task: Task, slot: int = 0) -> None:
-        plans = [plan_question(i, q, self.style, self.check_digits) for i, q in enumerate(task.questions)]
+        plans = [plan_question(i, q, self.style, self.decision_reason) for i, q in enumerate(task.questions)]
         decoys = self.decoys(task) if callable(self.decoys) else self.decoys
         self._state[slot] = {
             "task": task, "plans": plans, "q": 0, "hop": 0, "pending": False, "turn": 0,
