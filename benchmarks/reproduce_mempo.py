@@ -432,7 +432,9 @@ def stage_eval(args: argparse.Namespace, preset: Preset) -> None:
 def stage_decisions(args: argparse.Namespace) -> None:
     """Teacher-forced comparison decisions (:func:`~mempo_agents.trainer.drills.decision_accuracy`)
     of each model on the oracle's decision turns of the held-out test world (the first 100 k=1 and
-    40 k=2 tasks of the eval order): how often the right winner is the likelier name."""
+    40 k=2 tasks of the eval order): how often the right winner is the likelier name. Each model is
+    scored in the decision format it was trained to write (:func:`decision_reason_of`), its reason
+    teacher-forced too."""
     from mempo_gym.tokenizer import load_hf_tokenizer
 
     from mempo_agents.trainer.drills import decision_accuracy, decision_points
@@ -443,18 +445,31 @@ def stage_decisions(args: argparse.Namespace) -> None:
 
     out = Path(args.out)
     tokenizer = load_hf_tokenizer()
-    demos = []
-    for k, n in ((1, 100), (2, 40)):
-        env = make_env(k, "test", 0, n, "self")
-        demos += collect_demonstrations(CompactOracleAgent(style=MEMORY_STYLE), [env], task_refs([env]), tokenizer)[0]
-    points = decision_points(demos, tokenizer)
+    points_of: dict[str, list[Any]] = {}  # decision format -> the oracle's decision points in it
     for model in args.models.split(","):
+        reason = "none" if model == "base" else decision_reason_of(adapter_of(model, out))
+        if reason not in points_of:
+            demos = []
+            for k, n in ((1, 100), (2, 40)):
+                env = make_env(k, "test", 0, n, "self")
+                agent = CompactOracleAgent(style=MEMORY_STYLE, decision_reason=reason)
+                demos += collect_demonstrations(agent, [env], task_refs([env]), tokenizer)[0]
+            points_of[reason] = decision_points(demos, tokenizer)
+        points = points_of[reason]
         started = time.process_time()
         net = load_base_model() if model == "base" else load_policy_model(adapter_of(model, out))
         net.eval()
-        log_line(out / "decisions.jsonl", {"model": model, "decisions": len(points),
+        log_line(out / "decisions.jsonl", {"model": model, "decision_reason": reason, "decisions": len(points),
                                            "accuracy": decision_accuracy(net, points, tokenizer),
                                            "cpu_s": time.process_time() - started})
+
+
+def decision_reason_of(adapter: Path) -> str:
+    """The decision format an adapter was trained to write (``trained_on`` in its
+    ``mempo_agent.json``; adapters of the third round recorded ``check_digits``)."""
+    settings = adapter / "mempo_agent.json"
+    trained_on = json.loads(settings.read_text(encoding="utf-8")).get("trained_on", {}) if settings.is_file() else {}
+    return trained_on.get("decision_reason", "first-digit" if trained_on.get("check_digits") else "none")
 
 
 def stage_table(args: argparse.Namespace) -> None:

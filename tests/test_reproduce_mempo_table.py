@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,16 @@ def test_worlds_of_rebuilds_each_train_world_once_with_every_task_entity() -> No
     for env in envs:
         for task in env.unwrapped.tasks:
             assert all(t in names for q in task.questions for t in q.supporting_titles)
+
+
+def test_the_decision_format_of_an_adapter_is_read_from_its_settings(tmp_path: Path) -> None:
+    repro = load_script()
+    for name, trained_on, reason in [("digits", {"decision_reason": "digits"}, "digits"),
+                                     ("r3", {"check_digits": True}, "first-digit"), ("r1", {}, "none")]:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "mempo_agent.json").write_text(json.dumps({"trained_on": trained_on}), encoding="utf-8")
+        assert repro.decision_reason_of(folder) == reason
+    assert repro.decision_reason_of(tmp_path / "missing") == "none"
+    shipped = Path(__file__).resolve().parents[1] / "agents" / "checkpoints" / "mempo-smollm2-135m-lora"
+    assert repro.decision_reason_of(shipped) in ("none", "digits")
