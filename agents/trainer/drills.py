@@ -14,6 +14,12 @@ about 60 tokens, loss on the winner's name only (the context is never a target, 
 model is not taught to write years it has not read). Names and their question verbs come
 from a training world's entities that have a year; the years are drawn afresh from the
 world's ``year_range``, so every pair of years is as likely as any other.
+
+In that plain format SmolLM2-135M stays at chance through 2,000 drills. With
+``reason="digits"`` the target walks the years digit by digit first
+(``" : 2 = 2 , 0 = 0 , 1 = 1 , 8 > 4 = Futusi"``, :func:`~mempo_agents.trainer.oracle.digit_walk`);
+that it learns within ~1,200 drills, picking the right winner in 94% of held-out drills
+(``benchmarks/comparison_formats.py``, ``benchmarks/results/comparison_formats.md``).
 """
 
 from __future__ import annotations
