@@ -41,6 +41,12 @@ Usage (the full recipe; the exact commands and timings land in the results file)
     python benchmarks/reproduce_mempo.py sft --memory self --init agents/checkpoints/mempo-smollm2-135m-lora \
         --name sft-self-r4 --seed 3 --sft-steps 700 --sft-lr 1e-3 --comparison-drills 6000 \
         --out runs/repro      # the fourth round (fp32, drills) in benchmarks/results/mempo_smollm2_r4.md (not shipped)
+    python benchmarks/reproduce_mempo.py sft --memory self --init agents/checkpoints/mempo-smollm2-135m-lora \
+        --name sft-self-r6 --seed 5 --sft-steps 600 --sft-lr 5e-4 --decision-reason digits --comparison-drills 8000 \
+        --out runs/repro      # the fifth round (digit walk), shipped since; benchmarks/results/mempo_smollm2_r6.md
+    python benchmarks/reproduce_mempo.py sft --memory full --init agents/checkpoints/full-context-smollm2-135m-lora \
+        --name sft-full-r6 --seed 5 --sft-steps 600 --sft-lr 5e-4 --decision-reason digits --comparison-drills 8000 \
+        --out runs/repro      # its full-context counterpart
     python benchmarks/reproduce_mempo.py decisions --models sft,sft-self-r4 --out runs/repro  # comparison decisions
     python benchmarks/reproduce_mempo.py eval --out runs/repro
     python benchmarks/reproduce_mempo.py eval --models sft --ks 1 --repeat-temperature 0.7 --out runs/repro  # row sft-rt0.7
