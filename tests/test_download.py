@@ -95,10 +95,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if mode == "truncate-always" or (mode == "truncate-once" and len(srv.requests) == 1):
             chunk = chunk[: len(chunk) // 2]
+        with srv.lock:  # counted before the write: the client can finish reading before this thread runs on
+            srv.body_bytes_sent += len(chunk)
         self.wfile.write(chunk)
         self.wfile.flush()
-        with srv.lock:
-            srv.body_bytes_sent += len(chunk)
 
 
 @pytest.fixture()
