@@ -39,19 +39,24 @@ SHIPPED = REPO / "agents" / "checkpoints" / "mempo-smollm2-135m-lora"
 FORMATS = ("plain", "digits")
 
 
+def _reproduction() -> Any:
+    """``benchmarks/reproduce_mempo.py``, for its registered-env helpers (``make_env``, ``worlds_of``)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import reproduce_mempo
+
+    return reproduce_mempo
+
+
 def held_out_world() -> Any:
     """The test-split world of the registered SynthWiki env (the one every held-out table uses)."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from reproduce_mempo import make_env, worlds_of
-
-    return worlds_of([make_env(1, "test", 0, 1, "self")])[0]
+    repro = _reproduction()
+    return repro.worlds_of([repro.make_env(1, "test", 0, 1, "self")])[0]
 
 
 def train_worlds(count: int) -> list[Any]:
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from reproduce_mempo import make_env, worlds_of
-
-    return worlds_of([make_env(1, "train", w, 1, "self") for w in range(1, count + 1)])
+    """Train-split worlds ``1..count`` (the reproduction's SFT worlds)."""
+    repro = _reproduction()
+    return repro.worlds_of([repro.make_env(1, "train", w, 1, "self") for w in range(1, count + 1)])
 
 
 def evaluate(model: Any, tokenizer: Any, drills: Sequence[Any], batch: int = 50) -> dict[str, float]:
@@ -79,7 +84,9 @@ def evaluate(model: Any, tokenizer: Any, drills: Sequence[Any], batch: int = 50)
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--formats", default=",".join(FORMATS), help="comma-separated subset of plain,digits")
-    parser.add_argument("--init", default=str(SHIPPED), help="adapter to start from (default: the shipped one)")
+    parser.add_argument("--init", default=str(SHIPPED),
+                        help="adapter to start from (default: the shipped one, which already writes the digit walk; "
+                             "the results file started from the adapter of commit d458544)")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-drills", type=int, default=8)
     parser.add_argument("--lr", type=float, default=5e-4)
@@ -91,6 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="", help="folder for log.jsonl (and the adapters with --save)")
     parser.add_argument("--save", action="store_true", help="save each format's final adapter under --out")
     args = parser.parse_args(argv)
+    formats = args.formats.split(",")
+    if unknown := [f for f in formats if f not in FORMATS]:
+        parser.error(f"--formats: unknown format {unknown[0]!r}; use {', '.join(FORMATS)}")
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -106,9 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if out:
         out.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[dict[str, float]]] = {}
-    for fmt in args.formats.split(","):
-        if fmt not in FORMATS:
-            parser.error(f"--formats: unknown format {fmt!r}; use {', '.join(FORMATS)}")
+    for fmt in formats:
         reason = "digits" if fmt == "digits" else "none"
         held = comparison_drills([test], args.eval_drills, random.Random(10_000 + args.seed), tokenizer,
                                  reason=reason)
