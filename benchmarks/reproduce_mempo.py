@@ -453,7 +453,8 @@ def stage_decisions(args: argparse.Namespace) -> None:
     tokenizer = load_hf_tokenizer()
     points_of: dict[str, list[Any]] = {}  # decision format -> the oracle's decision points in it
     for model in args.models.split(","):
-        reason = "none" if model == "base" else decision_reason_of(adapter_of(model, out))
+        adapter = None if model == "base" else adapter_of(model, out)
+        reason = "none" if adapter is None else decision_reason_of(adapter)
         if reason not in points_of:
             demos = []
             for k, n in ((1, 100), (2, 40)):
@@ -463,7 +464,7 @@ def stage_decisions(args: argparse.Namespace) -> None:
             points_of[reason] = decision_points(demos, tokenizer)
         points = points_of[reason]
         started = time.process_time()
-        net = load_base_model() if model == "base" else load_policy_model(adapter_of(model, out))
+        net = load_base_model() if adapter is None else load_policy_model(adapter)
         net.eval()
         log_line(out / "decisions.jsonl", {"model": model, "decision_reason": reason, "decisions": len(points),
                                            "accuracy": decision_accuracy(net, points, tokenizer),

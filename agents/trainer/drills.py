@@ -67,8 +67,9 @@ def comparison_drills(
         slot = rng.randint(0, max_answered) + 1
         entries = [f"{j} : {rng.choice(answered)}" for j in range(1, slot)]
         entry = decision_entry(slot, direction, (a, str(year_a)), (b, str(year_b)), reason)
-        years_end = len(f"{slot} : {direction} {a} {year_a} , {b} {year_b}")
-        cut = years_end if reason != "none" else len(entry) - len(winner) - 1  # after the years / the '='
+        # the plain entry is "<years> = <winner>": cut after the years (with a reason) or after the '='
+        plain = decision_entry(slot, direction, (a, str(year_a)), (b, str(year_b)))
+        cut = len(plain) - len(f" = {winner}") if reason != "none" else len(plain) - len(f" {winner}")
         entries.append(entry[:cut])
         question = COMPARISON_TEMPLATE.format(wh=COMPARISON_WH[etype], verb=YEAR_VERBS[etype],
                                               direction=direction, a=a, b=b)
