@@ -188,6 +188,7 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
         names = decoys_of(env)
         agent = CompactOracleAgent(mistake_rate=MISTAKE_RATE, decoys=names, seed=e, style=MEMORY_STYLE,
                                    open_all=args.open_all, decision_reason=args.decision_reason,
+                                   numbering=args.numbering,
                                    note_tag="mem" if args.memory == "self" else "think")
         d, st = collect_demonstrations(agent, [env], task_refs([env]), tokenizer)
         demos += d
@@ -198,7 +199,7 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
         from mempo_agents.trainer.drills import comparison_drills
 
         demos += comparison_drills(worlds_of(envs), args.comparison_drills, random.Random(args.seed), tokenizer,
-                                   reason=args.decision_reason)
+                                   reason=args.decision_reason, numbering=args.numbering)
     log_line(log, {"stage": "demos", **stats, "key_turn_repeats": args.key_turn_repeats,
                    "comparison_drills": args.comparison_drills, "demo_turns": len(demos),
                    "tokens": sum(len(d.context_ids) + len(d.output_ids) for d in demos),
@@ -219,7 +220,8 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
                                                    "cpu_s": time.process_time() - started}))
     save_policy(model, out / "adapter")
     settings = agent_settings(args.memory, PRECISIONS[args.precision][1], open_all=args.open_all,
-                              decision_reason=args.decision_reason, key_turn_repeats=args.key_turn_repeats,
+                              decision_reason=args.decision_reason, numbering=args.numbering,
+                              key_turn_repeats=args.key_turn_repeats,
                               comparison_drills=args.comparison_drills)
     (out / "adapter" / "mempo_agent.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
     log_line(log, {"stage": "sft-done", "cpu_s": time.process_time() - started, "demo_turns": len(demos),
@@ -451,32 +453,44 @@ def stage_decisions(args: argparse.Namespace) -> None:
 
     out = Path(args.out)
     tokenizer = load_hf_tokenizer()
-    points_of: dict[str, list[Any]] = {}  # decision format -> the oracle's decision points in it
+    points_of: dict[tuple[str, str], list[Any]] = {}  # (reason, numbering) -> the oracle's decision points
     for model in args.models.split(","):
         adapter = None if model == "base" else adapter_of(model, out)
         reason = "none" if adapter is None else decision_reason_of(adapter)
-        if reason not in points_of:
+        numbering = "n" if adapter is None else numbering_of(adapter)
+        if (reason, numbering) not in points_of:
             demos = []
             for k, n in ((1, 100), (2, 40)):
                 env = make_env(k, "test", 0, n, "self")
-                agent = CompactOracleAgent(style=MEMORY_STYLE, decision_reason=reason)
+                agent = CompactOracleAgent(style=MEMORY_STYLE, decision_reason=reason, numbering=numbering)
                 demos += collect_demonstrations(agent, [env], task_refs([env]), tokenizer)[0]
-            points_of[reason] = decision_points(demos, tokenizer)
-        points = points_of[reason]
+            points_of[reason, numbering] = decision_points(demos, tokenizer)
+        points = points_of[reason, numbering]
         started = time.process_time()
         net = load_base_model() if adapter is None else load_policy_model(adapter)
         net.eval()
-        log_line(out / "decisions.jsonl", {"model": model, "decision_reason": reason, "decisions": len(points),
+        log_line(out / "decisions.jsonl", {"model": model, "decision_reason": reason, "numbering": numbering,
+                                           "decisions": len(points),
                                            "accuracy": decision_accuracy(net, points, tokenizer),
                                            "cpu_s": time.process_time() - started})
 
 
-def decision_reason_of(adapter: Path) -> str:
-    """The decision format an adapter was trained to write (``trained_on`` in its
-    ``mempo_agent.json``; adapters of the third round recorded ``check_digits``)."""
+def trained_on(adapter: Path) -> dict[str, Any]:
+    """The demonstrations' settings an adapter records (``trained_on`` in its ``mempo_agent.json``)."""
     settings = adapter / "mempo_agent.json"
-    trained_on = json.loads(settings.read_text(encoding="utf-8")).get("trained_on", {}) if settings.is_file() else {}
-    return trained_on.get("decision_reason", "first-digit" if trained_on.get("check_digits") else "none")
+    return json.loads(settings.read_text(encoding="utf-8")).get("trained_on", {}) if settings.is_file() else {}
+
+
+def decision_reason_of(adapter: Path) -> str:
+    """The decision format an adapter was trained to write (adapters of the third round
+    recorded ``check_digits``)."""
+    recorded = trained_on(adapter)
+    return recorded.get("decision_reason", "first-digit" if recorded.get("check_digits") else "none")
+
+
+def numbering_of(adapter: Path) -> str:
+    """How an adapter was trained to label its memory entries (``"n"`` before ``--numbering``)."""
+    return trained_on(adapter).get("numbering", "n")
 
 
 def stage_table(args: argparse.Namespace) -> None:
@@ -685,7 +699,7 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from mempo_agents.trainer.oracle import DECISION_REASONS
+    from mempo_agents.trainer.oracle import DECISION_REASONS, NUMBERINGS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stage", choices=["sft", "rl", "eval", "decisions", "table", "export", "all"])
@@ -723,6 +737,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "(': 2 = 2 , 0 = 0 , 1 = 1 , 8 > 4'); see oracle.decision_entry")
     parser.add_argument("--check-digits", dest="decision_reason", action="store_const", const="first-digit",
                         help="sft: the same as --decision-reason first-digit (the third round's flag)")
+    parser.add_argument("--numbering", choices=NUMBERINGS, default="n",
+                        help="sft: label memory entries 'n : …' or 'n/k : …' (with the number of questions)")
     parser.add_argument("--key-turn-repeats", type=int, default=1,
                         help="sft: repeat each first turn and comparison decision this many times in the demonstrations")
     parser.add_argument("--sft-lr", type=float, default=0.0, help="sft: peak learning rate (default 6e-4)")

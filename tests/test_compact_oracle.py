@@ -10,8 +10,8 @@ import mempo_gym  # noqa: F401
 from mempo_gym.records import Question
 from mempo_gym.rollout import play_batch
 
-from mempo_agents.trainer.oracle import (CompactOracleAgent, digit_check, digit_walk, first_difference, plan_question,
-                                          relation_noun)
+from mempo_agents.trainer.oracle import (CompactOracleAgent, digit_check, digit_walk, entry_label, first_difference,
+                                          plan_question, relation_noun)
 
 BRIDGE = Question(
     text="What is the capital of the country of the birthplace of the director of Gavi?",
@@ -94,6 +94,34 @@ def test_open_all_writes_every_question_from_the_first_turn() -> None:
     assert outputs[-1] == "<mem> 1 : Futusi | 2 : Vavi </mem> <answer> Futusi ; Vavi </answer>"
 
 
+def test_numbering_n_of_k_labels_every_entry_with_the_number_of_questions() -> None:
+    from mempo_gym.records import Task
+
+    agent = CompactOracleAgent(numbering="n/k", decision_reason="digits")
+    agent.reset(Task(id="t", questions=(COMPARISON, BRIDGE), source="synthwiki"), 0)
+    outputs = [agent.act({}, {}, 0) for _ in range(8)]
+    assert outputs[0] == "<mem> 1/2 : earlier year employer Kora Pobi , year Futusi </mem> <search> Kora Pobi </search>"
+    # the finished entry says there is a second question: the same turn opens it
+    assert outputs[3] == ("<mem> 1/2 : earlier Kiki 2018 , Futusi 2014 : 2 = 2 , 0 = 0 , 1 = 1 , 8 > 4 = Futusi | "
+                          "2/2 : capital country birthplace director Gavi </mem> <search> Gavi </search>")
+    assert outputs[-1] == "<mem> 1/2 : Futusi | 2/2 : Vavi </mem> <answer> Futusi ; Vavi </answer>"
+    # everything but the labels is as with the default numbering
+    agent_n = CompactOracleAgent(decision_reason="digits")
+    agent_n.reset(Task(id="t", questions=(COMPARISON, BRIDGE), source="synthwiki"), 0)
+    plain = [agent_n.act({}, {}, 0) for _ in range(8)]
+    assert [o.replace("1/2 :", "1 :").replace("2/2 :", "2 :") for o in outputs] == plain
+
+
+def test_entry_labels_and_a_numbering_that_cannot_apply_are_refused() -> None:
+    assert entry_label(3) == "3" and entry_label(3, 8) == "3/8"
+    with pytest.raises(ValueError, match="question 3 does not exist among 2 questions"):
+        entry_label(3, 2)
+    with pytest.raises(ValueError, match="numbering must be one of n, n/k"):
+        CompactOracleAgent(numbering="k")
+    with pytest.raises(ValueError, match="needs style='relations'"):
+        CompactOracleAgent(numbering="n/k", style="compact")
+
+
 def test_compact_style_is_kept() -> None:
     plan = plan_question(0, BRIDGE, style="compact")
     assert plan.first_entry == "1 : Gavi" and plan.entries[-1] == "1 = Vavi"
@@ -121,7 +149,7 @@ def test_an_answered_comparison_shows_its_decision_once_then_only_the_answer() -
 
 
 @pytest.mark.parametrize("options", [{}, {"open_all": True, "decision_reason": "first-digit"},
-                                     {"decision_reason": "digits"}])
+                                     {"decision_reason": "digits"}, {"decision_reason": "digits", "numbering": "n/k"}])
 @pytest.mark.parametrize("env_id", ["MemPO-SynthWiki-v0", "MemPO-SynthWiki-2obj-v0", "MemPO-SynthWiki-4obj-v0"])
 def test_the_oracle_solves_registered_tasks_with_decoys(env_id: str, options: dict[str, bool]) -> None:
     envs = [gym.make(env_id, split="train", seed=3, num_tasks=12, memory="self", max_turns=40) for _ in range(12)]

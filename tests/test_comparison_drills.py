@@ -85,22 +85,44 @@ def test_drills_with_a_reason_target_the_reason_and_the_winner_after_the_years(t
         assert target.endswith(" = " + comparison_winner(direction, (a, year_a), (b, year_b)))
 
 
+def test_numbered_drills_label_entries_as_the_oracle_does(tokenizer, world) -> None:
+    drills = comparison_drills([world], 200, random.Random(2), tokenizer, reason="digits", numbering="n/k")
+    totals = set()
+    for drill in drills:
+        context, target = tokenizer.decode(drill.context_ids), tokenizer.decode(drill.output_ids)
+        memory = context.split("\n")[1]
+        labels = re.findall(r"(?:<mem>|\|) (\d+)/(\d+) :", memory)
+        assert [int(n) for n, _ in labels] == list(range(1, len(labels) + 1)), memory
+        assert len({total for _, total in labels}) == 1 and int(labels[0][1]) >= len(labels)
+        totals.add(int(labels[0][1]))
+        match = re.search(r"(\d+)/(\d+) : (earlier|later) (.+) (\d{4}) , (.+) (\d{4})$", context)
+        assert match is not None, context
+        slot, total, direction, a, year_a, b, year_b = match.groups()
+        entry = decision_entry(int(slot), direction, (a, year_a), (b, year_b), "digits", int(total))
+        assert entry == match.group(0) + target
+        assert DECISION.search(entry + " ") is not None
+    assert totals == set(range(1, 9))  # one-question memories up to eight
+    with pytest.raises(ValueError, match="numbering must be one of"):
+        comparison_drills([world], 1, random.Random(0), tokenizer, numbering="k")
+
+
 def test_drills_refuse_worlds_without_dated_pairs(tokenizer) -> None:
     with pytest.raises(ValueError, match="dated entities"):
         comparison_drills([], 1, random.Random(0), tokenizer)
 
 
-@pytest.fixture(scope="module", params=["none", "digits"])
+@pytest.fixture(scope="module", params=[("none", "n"), ("digits", "n"), ("digits", "n/k")])
 def oracle_demos(tokenizer, request):
     env = gym.make("MemPO-SynthWiki-2obj-v0", split="test", num_tasks=12, memory="self")
-    agent = CompactOracleAgent(decision_reason=request.param)
+    reason, numbering = request.param
+    agent = CompactOracleAgent(decision_reason=reason, numbering=numbering)
     demos, _ = collect_demonstrations(agent, [env], task_refs([env]), tokenizer)
     golds = [q for t in env.unwrapped.tasks for q in t.questions if q.kind == "comparison"]
     return demos, golds
 
 
 def test_decision_points_are_the_oracles_decisions_with_their_golds(tokenizer, oracle_demos) -> None:
-    demos, golds = oracle_demos  # in the plain format and with the digit walk before the '='
+    demos, golds = oracle_demos  # plain, with the digit walk before the '=', and labelled n/k
     points = decision_points(demos, tokenizer)
     assert len(points) == len(golds) > 0
     assert [right for _, right, _ in points] == [q.answers[0] for q in golds]

@@ -119,7 +119,7 @@ def test_curves_say_n_a_for_memory_reward_only_where_the_run_did_not_compute_it(
 
 
 @pytest.mark.parametrize("options", [{}, {"open_all": True, "decision_reason": "first-digit"},
-                                     {"decision_reason": "digits"}])
+                                     {"decision_reason": "digits"}, {"decision_reason": "digits", "numbering": "n/k"}])
 @pytest.mark.parametrize("memory", ["self", "full"])
 def test_key_turns_are_the_first_turn_and_each_comparison_decision(memory: str, options: dict[str, Any]) -> None:
     from mempo_gym.tokenizer import load_hf_tokenizer
@@ -154,10 +154,11 @@ def test_a_later_sft_round_is_paired_with_its_full_context_round_and_a_sampled_e
 
 def test_adapter_settings_name_the_demonstrator_options() -> None:
     repro = load_script()
-    settings = repro.agent_settings("self", open_all=True, decision_reason="digits", key_turn_repeats=2)
+    settings = repro.agent_settings("self", open_all=True, decision_reason="digits", numbering="n/k",
+                                    key_turn_repeats=2)
     assert settings["trained_on"]["open_all"] is True and settings["trained_on"]["key_turn_repeats"] == 2
     assert settings["trained_on"]["oracle_style"] == "relations" and settings["backend"]["chat_template"] is False
-    assert settings["trained_on"]["decision_reason"] == "digits"
+    assert settings["trained_on"]["decision_reason"] == "digits" and settings["trained_on"]["numbering"] == "n/k"
     with pytest.raises(SystemExit):  # the flags parse; a bad value of --key-turn-repeats is refused by argparse types
         repro.main(["sft", "--key-turn-repeats", "x"])
 
@@ -193,3 +194,12 @@ def test_the_decision_format_of_an_adapter_is_read_from_its_settings(tmp_path: P
     assert repro.decision_reason_of(tmp_path / "missing") == "none"
     shipped = Path(__file__).resolve().parents[1] / "agents" / "checkpoints" / "mempo-smollm2-135m-lora"
     assert repro.decision_reason_of(shipped) in ("none", "digits")
+
+
+def test_the_entry_numbering_of_an_adapter_is_read_from_its_settings(tmp_path: Path) -> None:
+    repro = load_script()
+    (tmp_path / "mempo_agent.json").write_text(json.dumps({"trained_on": {"numbering": "n/k"}}), encoding="utf-8")
+    assert repro.numbering_of(tmp_path) == "n/k"
+    assert repro.numbering_of(tmp_path / "missing") == "n"  # adapters before --numbering wrote 'n : …'
+    with pytest.raises(SystemExit):
+        repro.main(["sft", "--numbering", "k"])

@@ -30,16 +30,16 @@ from typing import Any, Sequence
 
 from mempo_gym.tasks.synthwiki import COMPARISON_TEMPLATE, COMPARISON_WH, YEAR_VERBS, SynthWorld
 
-from mempo_agents.trainer.oracle import comparison_winner, decision_entry
+from mempo_agents.trainer.oracle import NUMBERINGS, comparison_winner, decision_entry, entry_label
 from mempo_agents.trainer.sft import Demonstration
 
 #: The oracle's decision entry in any of its formats (:data:`~mempo_agents.trainer.oracle.DECISION_REASONS`).
-DECISION = re.compile(r"(\d+) : (earlier|later) (.+?) (\d{3,4}) , (.+?) (\d{3,4}) (?:: (?:\d = \d , )*\d [<>] \d )?= ")
+DECISION = re.compile(r"(\d+(?:/\d+)?) : (earlier|later) (.+?) (\d{3,4}) , (.+?) (\d{3,4}) (?:: (?:\d = \d , )*\d [<>] \d )?= ")
 
 
 def comparison_drills(
     worlds: Sequence[SynthWorld], count: int, rng: random.Random, tokenizer: Any, max_answered: int = 3,
-    reason: str = "none",
+    reason: str = "none", numbering: str = "n", max_total: int = 8,
 ) -> list[Demonstration]:
     """``count`` drills over the dated entities of ``worlds`` (see the module docstring).
 
@@ -47,7 +47,11 @@ def comparison_drills(
     ``j`` uniform in ``0..max_answered``), as in a multi-question memory. With a ``reason``
     (:func:`~mempo_agents.trainer.oracle.decision_entry`) the context ends at the second year
     and the target is the reason, ``=`` and the winner: ``" : 2 = 2 , 0 = 0 , 1 = 1 , 8 > 4 =
-    Futusi"`` (the years are still never a target)."""
+    Futusi"`` (the years are still never a target). With ``numbering="n/k"`` the entries are
+    labelled ``2/5 : …`` as the oracle labels them (:func:`~mempo_agents.trainer.oracle.entry_label`),
+    the number of questions uniform in ``j + 1..max(j + 1, max_total)``."""
+    if numbering not in NUMBERINGS:
+        raise ValueError(f"numbering must be one of {', '.join(NUMBERINGS)}, got {numbering!r}")
     pools: list[tuple[str, list[str], tuple[int, int]]] = []
     for world in worlds:
         for etype in YEAR_VERBS:
@@ -65,10 +69,11 @@ def comparison_drills(
         direction = rng.choice(("earlier", "later"))
         winner = comparison_winner(direction, (a, str(year_a)), (b, str(year_b)))
         slot = rng.randint(0, max_answered) + 1
-        entries = [f"{j} : {rng.choice(answered)}" for j in range(1, slot)]
-        entry = decision_entry(slot, direction, (a, str(year_a)), (b, str(year_b)), reason)
+        total = rng.randint(slot, max(slot, max_total)) if numbering == "n/k" else None
+        entries = [f"{entry_label(j, total)} : {rng.choice(answered)}" for j in range(1, slot)]
+        entry = decision_entry(slot, direction, (a, str(year_a)), (b, str(year_b)), reason, total)
         # the plain entry is "<years> = <winner>": cut after the years (with a reason) or after the '='
-        plain = decision_entry(slot, direction, (a, str(year_a)), (b, str(year_b)))
+        plain = decision_entry(slot, direction, (a, str(year_a)), (b, str(year_b)), total=total)
         cut = len(plain) - len(f" = {winner}") if reason != "none" else len(plain) - len(f" {winner}")
         entries.append(entry[:cut])
         question = COMPARISON_TEMPLATE.format(wh=COMPARISON_WH[etype], verb=YEAR_VERBS[etype],

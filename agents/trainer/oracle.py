@@ -114,6 +114,18 @@ def digit_walk(a: str, b: str) -> str:
 #: How a comparison's decision entry states its reason before the winner (``decision_reason``).
 DECISION_REASONS = {"none": None, "first-digit": digit_check, "digits": digit_walk}
 
+#: How an entry is labelled (``numbering``): ``"n"`` writes the question's number (``2 : …``);
+#: ``"n/k"`` also the number of questions (``2/4 : …``), so that whether a finished entry is the
+#: last one, and the turn answers, is read off the entry itself instead of the question list.
+NUMBERINGS = ("n", "n/k")
+
+
+def entry_label(n: int, total: int | None = None) -> str:
+    """Question ``n``'s entry label: ``"2"``, or ``"2/4"`` given the ``total`` number of questions."""
+    if total is not None and not 1 <= n <= total:
+        raise ValueError(f"question {n} does not exist among {total} questions")
+    return str(n) if total is None else f"{n}/{total}"
+
 
 def comparison_winner(direction: str, a: tuple[str, str], b: tuple[str, str]) -> str:
     """The name of the ``(name, year)`` pair that is ``"earlier"`` / ``"later"``."""
@@ -125,19 +137,22 @@ def comparison_winner(direction: str, a: tuple[str, str], b: tuple[str, str]) ->
     return name_a if (int(year_a) < int(year_b)) == (direction == "earlier") else name_b
 
 
-def decision_entry(n: int, direction: str, a: tuple[str, str], b: tuple[str, str], reason: str = "none") -> str:
+def decision_entry(n: int, direction: str, a: tuple[str, str], b: tuple[str, str], reason: str = "none",
+                   total: int | None = None) -> str:
     """Question ``n``'s memory entry on the turn its comparison is decided:
     ``1 : earlier Kiki 2018 , Futusi 2014 = Futusi``; a ``reason`` of :data:`DECISION_REASONS`
     writes ``: 8 > 4`` (``"first-digit"``) or ``: 2 = 2 , 0 = 0 , 1 = 1 , 8 > 4`` (``"digits"``)
-    before the ``=``."""
+    before the ``=``; a ``total`` labels the entry ``1/2`` (:func:`entry_label`)."""
     if reason not in DECISION_REASONS:
         raise ValueError(f"decision reason must be one of {', '.join(DECISION_REASONS)}, got {reason!r}")
     explain = DECISION_REASONS[reason]
     why = f" : {explain(a[1], b[1])}" if explain else ""
-    return f"{n} : {direction} {a[0]} {a[1]} , {b[0]} {b[1]}{why} = {comparison_winner(direction, a, b)}"
+    label = entry_label(n, total)
+    return f"{label} : {direction} {a[0]} {a[1]} , {b[0]} {b[1]}{why} = {comparison_winner(direction, a, b)}"
 
 
-def plan_question(index: int, question: Question, style: str = "relations", decision_reason: str = "none") -> _Plan:
+def plan_question(index: int, question: Question, style: str = "relations", decision_reason: str = "none",
+                  total: int | None = None) -> _Plan:
     """The hop-by-hop memory entries of question ``index`` (0-based).
 
     ``style="relations"`` (the default) keeps the relations still to follow in the entry, in
@@ -152,16 +167,19 @@ def plan_question(index: int, question: Question, style: str = "relations", deci
     first digits in which the two years differ, ``1 : earlier Kiki 2018 , Futusi 2014 : 8 > 4 =
     Futusi``, or the digit-by-digit walk to them, ``: 2 = 2 , 0 = 0 , 1 = 1 , 8 > 4 = Futusi``,
     so that the model compares single digits instead of two four-digit numbers at once.
-    ``style="compact"`` is the earlier, shorter form (``1 : Kora Pobi``, ``1 : Busano 2000 ,
-    Demi``, ``1 = Vadovo``)."""
+    A ``total`` (the task's number of questions) labels every entry ``n/total`` instead of ``n``
+    (:func:`entry_label`). ``style="compact"`` is the earlier, shorter form (``1 : Kora Pobi``,
+    ``1 : Busano 2000 , Demi``, ``1 = Vadovo``)."""
     if style == "compact":
+        if total is not None:
+            raise ValueError("the compact style numbers entries 'n' only; use style='relations' for 'n/k'")
         return _plan_compact(index, question)
     if style != "relations":
         raise ValueError(f"style must be 'relations' or 'compact', got {style!r}")
     titles, texts = list(question.supporting_titles), list(question.supporting_texts)
     if not titles or len(texts) != len(titles):
         raise ValueError(f"question {index + 1} needs supporting_titles and supporting_texts; the oracle reads them")
-    n, answer = index + 1, question.answers[0]
+    n, answer = entry_label(index + 1, total), question.answers[0]
 
     def open_chain(j: int, nouns: Sequence[str]) -> str:  # nouns innermost first -> written outermost first
         return " ".join([*reversed(nouns), titles[j]])
@@ -180,8 +198,8 @@ def plan_question(index: int, question: Question, style: str = "relations", deci
     right_open = open_chain(split, right_nouns)
     left_year, right_year = _year(texts[split - 1]), _year(texts[-1])
     left_done = f"{titles[split - 1]} {left_year}"
-    decision = decision_entry(n, direction, (titles[split - 1], left_year), (titles[-1], right_year),
-                              decision_reason)
+    decision = decision_entry(index + 1, direction, (titles[split - 1], left_year), (titles[-1], right_year),
+                              decision_reason, total)
     if not decision.endswith(f" = {answer}"):
         raise ValueError(f"comparison question {index + 1}: its years decide {decision!r}, its gold is {answer!r}")
     entries = [f"{n} : {direction} {open_chain(j, left_nouns[j:])} , {right_open}" for j in range(1, split)]
@@ -228,6 +246,8 @@ class CompactOracleAgent(Agent):
             memory always says how many questions there are and which are still open; by
             default an entry appears when its question is started.
         decision_reason: how a comparison's decision states its reason (:data:`DECISION_REASONS`).
+        numbering: how entries are labelled (:data:`NUMBERINGS`): ``"n/k"`` writes ``1/2 : …``, so
+            that a model can tell from a finished entry whether questions are left.
     """
 
     name = "compact-oracle"
@@ -241,6 +261,7 @@ class CompactOracleAgent(Agent):
         style: str = "relations",
         open_all: bool = False,
         decision_reason: str = "none",
+        numbering: str = "n",
     ) -> None:
         if note_tag not in ("mem", "think"):
             raise ValueError(f"note_tag must be 'mem' or 'think', got {note_tag!r}")
@@ -252,6 +273,11 @@ class CompactOracleAgent(Agent):
         if decision_reason not in DECISION_REASONS:
             raise ValueError(f"decision_reason must be one of {', '.join(DECISION_REASONS)}, got {decision_reason!r}")
         self.decision_reason = decision_reason
+        if numbering not in NUMBERINGS:
+            raise ValueError(f"numbering must be one of {', '.join(NUMBERINGS)}, got {numbering!r}")
+        if numbering != "n" and style != "relations":
+            raise ValueError(f"numbering {numbering!r} needs style='relations'")
+        self.numbering = numbering
         if not 0.0 <= mistake_rate < 1.0:
             raise ValueError(f"mistake_rate must be in [0, 1), got {mistake_rate}")
         self.mistake_rate = mistake_rate
@@ -263,7 +289,8 @@ class CompactOracleAgent(Agent):
         return {"memory": "self" if self.note_tag == "mem" else "full"}
 
     def reset(self, task: Task, slot: int = 0) -> None:
-        plans = [plan_question(i, q, self.style, self.decision_reason) for i, q in enumerate(task.questions)]
+        total = len(task.questions) if self.numbering == "n/k" else None
+        plans = [plan_question(i, q, self.style, self.decision_reason, total) for i, q in enumerate(task.questions)]
         decoys = self.decoys(task) if callable(self.decoys) else self.decoys
         self._state[slot] = {
             "task": task, "plans": plans, "q": 0, "hop": 0, "pending": False, "turn": 0,
