@@ -200,8 +200,14 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
 
         demos += comparison_drills(worlds_of(envs), args.comparison_drills, random.Random(args.seed), tokenizer,
                                    reason=args.decision_reason, numbering=args.numbering)
+    if args.transition_drills:
+        from mempo_agents.trainer.drills import transition_drills
+
+        demos += transition_drills(worlds_of(envs), args.transition_drills, random.Random(args.seed + 1), tokenizer,
+                                   reason=args.decision_reason)
     log_line(log, {"stage": "demos", **stats, "key_turn_repeats": args.key_turn_repeats,
-                   "comparison_drills": args.comparison_drills, "demo_turns": len(demos),
+                   "comparison_drills": args.comparison_drills, "transition_drills": args.transition_drills,
+                   "demo_turns": len(demos),
                    "tokens": sum(len(d.context_ids) + len(d.output_ids) for d in demos),
                    "cpu_s": time.process_time() - started})
     torch.manual_seed(args.seed)
@@ -222,7 +228,7 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
     settings = agent_settings(args.memory, PRECISIONS[args.precision][1], open_all=args.open_all,
                               decision_reason=args.decision_reason, numbering=args.numbering,
                               key_turn_repeats=args.key_turn_repeats,
-                              comparison_drills=args.comparison_drills)
+                              comparison_drills=args.comparison_drills, transition_drills=args.transition_drills)
     (out / "adapter" / "mempo_agent.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
     log_line(log, {"stage": "sft-done", "cpu_s": time.process_time() - started, "demo_turns": len(demos),
                    "steps": steps, "epochs": epochs, "init": args.init, "seed": args.seed})
@@ -739,6 +745,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="sft: the same as --decision-reason first-digit (the third round's flag)")
     parser.add_argument("--numbering", choices=NUMBERINGS, default="n",
                         help="sft: label memory entries 'n : …' or 'n/k : …' (with the number of questions)")
+    parser.add_argument("--transition-drills", type=int, default=0,
+                        help="sft: add N drills of opening the next question or answering after a finished entry "
+                             "(needs --numbering n/k)")
     parser.add_argument("--key-turn-repeats", type=int, default=1,
                         help="sft: repeat each first turn and comparison decision this many times in the demonstrations")
     parser.add_argument("--sft-lr", type=float, default=0.0, help="sft: peak learning rate (default 6e-4)")
@@ -753,6 +762,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.transition_drills and args.numbering != "n/k":
+        parser.error("--transition-drills needs --numbering n/k: the drills decide by an entry's n/k label")
     torch.set_num_threads(args.threads)
     preset = PRESETS[args.preset]
     if args.stage == "sft":

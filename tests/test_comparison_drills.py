@@ -16,7 +16,8 @@ import mempo_gym  # noqa: F401
 from mempo_gym.tasks.synthwiki import SynthWikiConfig, generate_world
 from mempo_gym.tokenizer import load_hf_tokenizer
 
-from mempo_agents.trainer.drills import DECISION, comparison_drills, decision_accuracy, decision_points
+from mempo_agents.trainer.drills import (DECISION, comparison_drills, decision_accuracy, decision_points,
+                                         transition_drills)
 from mempo_agents.trainer.mempo import task_refs
 from mempo_agents.trainer.oracle import CompactOracleAgent, comparison_winner, decision_entry
 from mempo_agents.trainer.sft import collect_demonstrations
@@ -104,6 +105,30 @@ def test_numbered_drills_label_entries_as_the_oracle_does(tokenizer, world) -> N
     assert totals == set(range(1, 9))  # one-question memories up to eight
     with pytest.raises(ValueError, match="numbering must be one of"):
         comparison_drills([world], 1, random.Random(0), tokenizer, numbering="k")
+
+
+def test_transition_drills_open_the_next_question_or_answer_by_the_entry_label(tokenizer, world) -> None:
+    drills = transition_drills([world], 400, random.Random(3), tokenizer)
+    seen = {"goes on": 0, "answers": 0, "decided last": 0}
+    for drill in drills:
+        context, target = tokenizer.decode(drill.context_ids), tokenizer.decode(drill.output_ids)
+        entries = context.removeprefix("<mem> ").split(" | ")
+        labels = [re.match(r"(\d+)/(\d+) : ", e).groups() for e in entries]
+        j, total = len(entries), int(labels[0][1])
+        assert [int(n) for n, _ in labels] == list(range(1, j + 1)) and {int(t) for _, t in labels} == {total}
+        finished = [e.split(" = ")[-1] if DECISION.search(e + " ") else e.split(" : ", 1)[1] for e in entries]
+        seen["decided last"] += bool(DECISION.search(entries[-1] + " "))
+        if j < total:
+            seen["goes on"] += 1
+            assert target == f" | {j + 1}/{total} :"
+        else:
+            seen["answers"] += 1
+            assert target == " </mem> <answer> " + " ; ".join(finished) + " </answer>"
+    assert seen["goes on"] == seen["answers"] == 200 and 150 < seen["decided last"] < 250
+    with pytest.raises(ValueError, match="max_total must be at least 2"):
+        transition_drills([world], 1, random.Random(0), tokenizer, max_total=1)
+    with pytest.raises(ValueError, match="dated entities"):
+        transition_drills([], 1, random.Random(0), tokenizer)
 
 
 def test_drills_refuse_worlds_without_dated_pairs(tokenizer) -> None:

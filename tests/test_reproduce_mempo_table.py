@@ -203,3 +203,11 @@ def test_the_entry_numbering_of_an_adapter_is_read_from_its_settings(tmp_path: P
     assert repro.numbering_of(tmp_path / "missing") == "n"  # adapters before --numbering wrote 'n : …'
     with pytest.raises(SystemExit):
         repro.main(["sft", "--numbering", "k"])
+
+
+def test_transition_drills_need_n_of_k_labels(capsys) -> None:
+    repro = load_script()
+    with pytest.raises(SystemExit):
+        repro.main(["sft", "--transition-drills", "5"])
+    assert "--transition-drills needs --numbering n/k" in capsys.readouterr().err
+    assert repro.agent_settings("self", transition_drills=5)["trained_on"]["transition_drills"] == 5

@@ -88,6 +88,62 @@ def comparison_drills(
     return drills
 
 
+def transition_drills(
+    worlds: Sequence[SynthWorld], count: int, rng: random.Random, tokenizer: Any, reason: str = "digits",
+    max_total: int = 8,
+) -> list[Demonstration]:
+    """``count`` drills of the turn's other decision: after a finished entry, open the next
+    question or answer. The memory is labelled ``n/k`` (:func:`~mempo_agents.trainer.oracle.entry_label`)
+    and the context ends at finished entry ``j`` of ``k`` (half the time a comparison's decision
+    entry, in the ``reason`` format)::
+
+        <mem> 1/3 : Kipa | 2/3 : later Digu 1848 , Piza 1892 : 1 = 1 , 8 = 8 , 4 < 9 = Piza  ->  " | 3/3 :"
+        <mem> 1/2 : Kipa | 2/2 : Zikegu  ->  " </mem> <answer> Kipa ; Zikegu </answer>"
+
+    ``j < k`` targets the next entry's label, ``j = k`` the answer with every entry's answer in
+    order, each half of the drills (``k`` uniform in ``2..max_total`` when the memory goes on,
+    ``1..max_total`` when it is complete). Without them an agent trained on the oracle's turns
+    answered k=2 tasks after their first question in 72 of 100 episodes (``n`` labels) and 36 of
+    63 (``n/k`` labels, 0.17 epoch)."""
+    if max_total < 2:
+        raise ValueError(f"max_total must be at least 2 (a memory that goes on), got {max_total}")
+    dated, answers = [], set()
+    for world in worlds:
+        for etype in YEAR_VERBS:
+            names = [e.name for e in world.entities if e.type == etype and e.year is not None]
+            if len(names) >= 2:
+                dated.append((names, world.config.year_range))
+        answers.update(e.name for e in world.entities)
+    if not dated:
+        raise ValueError("transition drills need a world with at least two dated entities of one type")
+    pool = sorted(answers)
+    drills = []
+    for i in range(count):
+        goes_on = i % 2 == 0
+        total = rng.randint(2, max_total) if goes_on else rng.randint(1, max_total)
+        j = rng.randint(1, total - 1) if goes_on else total
+        entries, golds = [], []
+        for n in range(1, j + 1):
+            if n == j and rng.random() < 0.5:  # the finished entry is a comparison's decision
+                names, (lo, hi) = rng.choice(dated)
+                a, b = rng.sample(names, 2)
+                year_a, year_b = rng.sample(range(lo, hi + 1), 2)
+                direction = rng.choice(("earlier", "later"))
+                entries.append(decision_entry(n, direction, (a, str(year_a)), (b, str(year_b)), reason, total))
+                golds.append(comparison_winner(direction, (a, str(year_a)), (b, str(year_b))))
+            else:
+                golds.append(rng.choice(pool))
+                entries.append(f"{entry_label(n, total)} : {golds[-1]}")
+        context = "<mem> " + " | ".join(entries)
+        target = f" | {entry_label(j + 1, total)} :" if goes_on else f" </mem> <answer> {' ; '.join(golds)} </answer>"
+        context_ids = tokenizer.encode(context, add_special_tokens=False)
+        output_ids = tokenizer.encode(target, add_special_tokens=False)
+        if tokenizer.encode(context + target, add_special_tokens=False) != context_ids + output_ids:
+            raise AssertionError(f"the drill's split changes its tokens: {context!r} + {target!r}")
+        drills.append(Demonstration(tuple(context_ids), tuple(output_ids)))
+    return drills
+
+
 def decision_points(demos: Sequence[Demonstration], tokenizer: Any) -> list[tuple[list[int], str, str]]:
     """``(ids up to the decision's '=', right name, wrong name)`` for each demonstration turn
     that decides a comparison (the oracle's ``i : earlier A 1967 , B 1866 = B`` entry)."""

@@ -15,6 +15,10 @@ decision can be read off the memory and the newest document alone:
 * ``i : ANSWER`` once the question is answered (no relation left: every hop, the last one
   included, is the same rewrite, so answering needs no different first token).
 
+With ``numbering="n/k"`` every entry is labelled with the number of questions too
+(``1/2 : Kipa | 2/2 : later year Digu , year Piza``): whether a finished entry is the last one,
+and the turn answers, is then read off the entry instead of the question list.
+
 ``style="compact"`` is the earlier, shorter form without the relations (``i : X``,
 ``i : A 1800 , X``, ``i = ANSWER``), kept for comparison. Every turn is
 ``<mem> … </mem> <search> X </search>`` (X = the open entry's entity) or, at the end,
