@@ -636,7 +636,8 @@ def comparison_pairs(models: Sequence[str]) -> list[tuple[str, str]]:
     and format penalty, every RL run against the SFT start, a seed replicate against its seed-0
     run, a run with a format penalty against the same run without, and SFT against the
     full-context counterpart; a later SFT round (``sft-self-r3``) against the full-context
-    counterpart of the same round and the shipped ``sft``; a loop-breaking evaluation
+    counterpart of the same round, the first shipped ``sft`` and the evaluated round before it
+    (``sft-self-r8`` against ``sft-self-r6``); a loop-breaking evaluation
     (``sft-rt0.7``) against the same model greedy."""
     rl = [m for m in sorted(set(models), key=model_rank) if m.startswith(("grpo", "mempo"))]
     pairs = [(m, "grpo" + penalty_suffix(m) + seed_suffix(m)) for m in rl if m.startswith("mempo")]
@@ -644,8 +645,9 @@ def comparison_pairs(models: Sequence[str]) -> list[tuple[str, str]]:
     pairs += [(m, m[: -len(seed_suffix(m))]) for m in rl if seed_suffix(m)]
     pairs += [(m, m.replace(penalty_suffix(m), "", 1)) for m in rl if penalty_suffix(m)]
     names = sorted(set(models))
-    rounds = [m for m in names if re.fullmatch(r"sft-self-r\d+", m)]  # later SFT rounds (--name)
+    rounds = sorted((m for m in names if re.fullmatch(r"sft-self-r\d+", m)), key=lambda m: int(m.rsplit("-r", 1)[1]))
     pairs += [(m, "full-context-" + m.rsplit("-", 1)[1]) for m in rounds] + [(m, "sft") for m in rounds]
+    pairs += list(zip(rounds[1:], rounds[:-1]))  # each evaluated round against the one before it
     pairs += [(m, m.rsplit("-rt", 1)[0]) for m in names if re.search(r"-rt[\d.]+$", m)]
     return pairs + [("sft", "full-context")]
 

@@ -150,6 +150,9 @@ def test_a_later_sft_round_is_paired_with_its_full_context_round_and_a_sampled_e
     assert ("sft-self-r3", "full-context-r3") in pairs and ("sft-self-r3", "sft") in pairs
     assert ("sft-rt0.7", "sft") in pairs and ("sft", "full-context") in pairs
     assert repro.eval_name("sft", 0.7) == "sft-rt0.7" and repro.eval_name("sft", None) == "sft"
+    later = repro.comparison_pairs(["sft", "sft-self-r10", "sft-self-r8", "sft-self-r6", "full-context-r8"])
+    assert ("sft-self-r8", "sft-self-r6") in later and ("sft-self-r10", "sft-self-r8") in later
+    assert ("sft-self-r10", "sft-self-r6") not in later and ("sft-self-r8", "full-context-r8") in later
 
 
 def test_adapter_settings_name_the_demonstrator_options() -> None:
