@@ -204,7 +204,7 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
         from mempo_agents.trainer.drills import transition_drills
 
         demos += transition_drills(worlds_of(envs), args.transition_drills, random.Random(args.seed + 1), tokenizer,
-                                   reason=args.decision_reason)
+                                   reason=args.decision_reason, note_tag="mem" if args.memory == "self" else "think")
     log_line(log, {"stage": "demos", **stats, "key_turn_repeats": args.key_turn_repeats,
                    "comparison_drills": args.comparison_drills, "transition_drills": args.transition_drills,
                    "demo_turns": len(demos),

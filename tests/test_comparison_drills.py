@@ -125,6 +125,12 @@ def test_transition_drills_open_the_next_question_or_answer_by_the_entry_label(t
             seen["answers"] += 1
             assert target == " </mem> <answer> " + " ; ".join(finished) + " </answer>"
     assert seen["goes on"] == seen["answers"] == 200 and 150 < seen["decided last"] < 250
+    think = transition_drills([world], 400, random.Random(3), tokenizer, note_tag="think")
+    assert [tokenizer.decode(d.context_ids).replace("<think>", "<mem>", 1) for d in think] == [
+        tokenizer.decode(d.context_ids) for d in drills]  # the full-context counterpart's tag, the same drills
+    assert tokenizer.decode(think[1].output_ids).startswith(" </think> <answer> ")
+    with pytest.raises(ValueError, match="note_tag must be"):
+        transition_drills([world], 1, random.Random(0), tokenizer, note_tag="note")
     with pytest.raises(ValueError, match="max_total must be at least 2"):
         transition_drills([world], 1, random.Random(0), tokenizer, max_total=1)
     with pytest.raises(ValueError, match="dated entities"):

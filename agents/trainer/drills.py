@@ -90,7 +90,7 @@ def comparison_drills(
 
 def transition_drills(
     worlds: Sequence[SynthWorld], count: int, rng: random.Random, tokenizer: Any, reason: str = "digits",
-    max_total: int = 8,
+    max_total: int = 8, note_tag: str = "mem",
 ) -> list[Demonstration]:
     """``count`` drills of the turn's other decision: after a finished entry, open the next
     question or answer. The memory is labelled ``n/k`` (:func:`~mempo_agents.trainer.oracle.entry_label`)
@@ -104,7 +104,10 @@ def transition_drills(
     order, each half of the drills (``k`` uniform in ``2..max_total`` when the memory goes on,
     ``1..max_total`` when it is complete). Without them an agent trained on the oracle's turns
     answered k=2 tasks after their first question in 72 of 100 episodes (``n`` labels) and 36 of
-    63 (``n/k`` labels, 0.17 epoch)."""
+    63 (``n/k`` labels, 0.17 epoch). ``note_tag="think"`` writes the entries as the full-context
+    counterpart does (:class:`~mempo_agents.trainer.oracle.CompactOracleAgent`), closing ``</think>``."""
+    if note_tag not in ("mem", "think"):
+        raise ValueError(f"note_tag must be 'mem' or 'think', got {note_tag!r}")
     if max_total < 2:
         raise ValueError(f"max_total must be at least 2 (a memory that goes on), got {max_total}")
     dated, answers = [], set()
@@ -134,8 +137,9 @@ def transition_drills(
             else:
                 golds.append(rng.choice(pool))
                 entries.append(f"{entry_label(n, total)} : {golds[-1]}")
-        context = "<mem> " + " | ".join(entries)
-        target = f" | {entry_label(j + 1, total)} :" if goes_on else f" </mem> <answer> {' ; '.join(golds)} </answer>"
+        context = f"<{note_tag}> " + " | ".join(entries)
+        target = (f" | {entry_label(j + 1, total)} :" if goes_on
+                  else f" </{note_tag}> <answer> {' ; '.join(golds)} </answer>")
         context_ids = tokenizer.encode(context, add_special_tokens=False)
         output_ids = tokenizer.encode(target, add_special_tokens=False)
         if tokenizer.encode(context + target, add_special_tokens=False) != context_ids + output_ids:
