@@ -37,6 +37,20 @@ from mempo_agents.trainer.sft import Demonstration
 DECISION = re.compile(r"(\d+(?:/\d+)?) : (earlier|later) (.+?) (\d{3,4}) , (.+?) (\d{3,4}) (?:: (?:\d = \d , )*\d [<>] \d )?= ")
 
 
+def dated_pools(worlds: Sequence[SynthWorld], what: str) -> list[tuple[str, list[str], tuple[int, int]]]:
+    """``(entity type, names, the world's year range)`` for each type with at least two dated
+    entities in each world: the pairs a comparison can be drawn from."""
+    pools = []
+    for world in worlds:
+        for etype in YEAR_VERBS:
+            names = [e.name for e in world.entities if e.type == etype and e.year is not None]
+            if len(names) >= 2:
+                pools.append((etype, names, world.config.year_range))
+    if not pools:
+        raise ValueError(f"{what} need a world with at least two dated entities of one type")
+    return pools
+
+
 def comparison_drills(
     worlds: Sequence[SynthWorld], count: int, rng: random.Random, tokenizer: Any, max_answered: int = 3,
     reason: str = "none", numbering: str = "n", max_total: int = 8,
@@ -52,14 +66,7 @@ def comparison_drills(
     the number of questions uniform in ``j + 1..max(j + 1, max_total)``."""
     if numbering not in NUMBERINGS:
         raise ValueError(f"numbering must be one of {', '.join(NUMBERINGS)}, got {numbering!r}")
-    pools: list[tuple[str, list[str], tuple[int, int]]] = []
-    for world in worlds:
-        for etype in YEAR_VERBS:
-            names = [e.name for e in world.entities if e.type == etype and e.year is not None]
-            if len(names) >= 2:
-                pools.append((etype, names, world.config.year_range))
-    if not pools:
-        raise ValueError("comparison drills need a world with at least two dated entities of one type")
+    pools = dated_pools(worlds, "comparison drills")
     answered = sorted({name for _, names, _ in pools for name in names})
     drills = []
     for _ in range(count):
@@ -110,16 +117,8 @@ def transition_drills(
         raise ValueError(f"note_tag must be 'mem' or 'think', got {note_tag!r}")
     if max_total < 2:
         raise ValueError(f"max_total must be at least 2 (a memory that goes on), got {max_total}")
-    dated, answers = [], set()
-    for world in worlds:
-        for etype in YEAR_VERBS:
-            names = [e.name for e in world.entities if e.type == etype and e.year is not None]
-            if len(names) >= 2:
-                dated.append((names, world.config.year_range))
-        answers.update(e.name for e in world.entities)
-    if not dated:
-        raise ValueError("transition drills need a world with at least two dated entities of one type")
-    pool = sorted(answers)
+    dated = [(names, years) for _, names, years in dated_pools(worlds, "transition drills")]
+    pool = sorted({e.name for world in worlds for e in world.entities})
     drills = []
     for i in range(count):
         goes_on = i % 2 == 0
