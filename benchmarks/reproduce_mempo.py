@@ -637,7 +637,7 @@ def comparison_pairs(models: Sequence[str]) -> list[tuple[str, str]]:
     run, a run with a format penalty against the same run without, and SFT against the
     full-context counterpart; a later SFT round (``sft-self-r3``) against the full-context
     counterpart of the same round, the first shipped ``sft`` and the evaluated round before it
-    (``sft-self-r8`` against ``sft-self-r6``); a loop-breaking evaluation
+    (``sft-self-r8`` against ``sft-self-r7``); a loop-breaking evaluation
     (``sft-rt0.7``) against the same model greedy."""
     rl = [m for m in sorted(set(models), key=model_rank) if m.startswith(("grpo", "mempo"))]
     pairs = [(m, "grpo" + penalty_suffix(m) + seed_suffix(m)) for m in rl if m.startswith("mempo")]

@@ -51,6 +51,26 @@ def dated_pools(worlds: Sequence[SynthWorld], what: str) -> list[tuple[str, list
     return pools
 
 
+def _draw_comparison(
+    rng: random.Random, pools: Sequence[tuple[str, list[str], tuple[int, int]]],
+) -> tuple[str, str, tuple[str, str], tuple[str, str]]:
+    """``(entity type, direction, (name, year), (name, year))``: two entities of one pool and two
+    different years drawn afresh from its world's range."""
+    etype, names, (lo, hi) = rng.choice(pools)
+    a, b = rng.sample(names, 2)
+    year_a, year_b = rng.sample(range(lo, hi + 1), 2)
+    return etype, rng.choice(("earlier", "later")), (a, str(year_a)), (b, str(year_b))
+
+
+def _drill(tokenizer: Any, context: str, target: str) -> Demonstration:
+    """A drill's tokens, loss on ``target`` only; refused if splitting there changes the tokens."""
+    context_ids = tokenizer.encode(context, add_special_tokens=False)
+    output_ids = tokenizer.encode(target, add_special_tokens=False)
+    if tokenizer.encode(context + target, add_special_tokens=False) != context_ids + output_ids:
+        raise AssertionError(f"the drill's split changes its tokens: {context!r} + {target!r}")
+    return Demonstration(tuple(context_ids), tuple(output_ids))
+
+
 def comparison_drills(
     worlds: Sequence[SynthWorld], count: int, rng: random.Random, tokenizer: Any, max_answered: int = 3,
     reason: str = "none", numbering: str = "n", max_total: int = 8,
@@ -70,28 +90,21 @@ def comparison_drills(
     answered = sorted({name for _, names, _ in pools for name in names})
     drills = []
     for _ in range(count):
-        etype, names, (lo, hi) = rng.choice(pools)
-        a, b = rng.sample(names, 2)
-        year_a, year_b = rng.sample(range(lo, hi + 1), 2)
-        direction = rng.choice(("earlier", "later"))
-        winner = comparison_winner(direction, (a, str(year_a)), (b, str(year_b)))
+        etype, direction, first, second = _draw_comparison(rng, pools)
+        winner = comparison_winner(direction, first, second)
         slot = rng.randint(0, max_answered) + 1
         total = rng.randint(slot, max(slot, max_total)) if numbering == "n/k" else None
         entries = [f"{entry_label(j, total)} : {rng.choice(answered)}" for j in range(1, slot)]
-        entry = decision_entry(slot, direction, (a, str(year_a)), (b, str(year_b)), reason, total)
+        entry = decision_entry(slot, direction, first, second, reason, total)
         # the plain entry is "<years> = <winner>": cut after the years (with a reason) or after the '='
-        plain = decision_entry(slot, direction, (a, str(year_a)), (b, str(year_b)), total=total)
+        plain = decision_entry(slot, direction, first, second, total=total)
         cut = len(plain) - len(f" = {winner}") if reason != "none" else len(plain) - len(f" {winner}")
         entries.append(entry[:cut])
         question = COMPARISON_TEMPLATE.format(wh=COMPARISON_WH[etype], verb=YEAR_VERBS[etype],
-                                              direction=direction, a=a, b=b)
+                                              direction=direction, a=first[0], b=second[0])
         context = f"Question: {question}\n<mem> " + " | ".join(entries)
         target = entry[cut:]
-        context_ids = tokenizer.encode(context, add_special_tokens=False)
-        output_ids = tokenizer.encode(target, add_special_tokens=False)
-        if tokenizer.encode(context + target, add_special_tokens=False) != context_ids + output_ids:
-            raise AssertionError(f"the drill's split changes its tokens: {context!r} + {target!r}")
-        drills.append(Demonstration(tuple(context_ids), tuple(output_ids)))
+        drills.append(_drill(tokenizer, context, target))
     return drills
 
 
@@ -117,7 +130,7 @@ def transition_drills(
         raise ValueError(f"note_tag must be 'mem' or 'think', got {note_tag!r}")
     if max_total < 2:
         raise ValueError(f"max_total must be at least 2 (a memory that goes on), got {max_total}")
-    dated = [(names, years) for _, names, years in dated_pools(worlds, "transition drills")]
+    pools = dated_pools(worlds, "transition drills")
     pool = sorted({e.name for world in worlds for e in world.entities})
     drills = []
     for i in range(count):
@@ -127,23 +140,16 @@ def transition_drills(
         entries, golds = [], []
         for n in range(1, j + 1):
             if n == j and rng.random() < 0.5:  # the finished entry is a comparison's decision
-                names, (lo, hi) = rng.choice(dated)
-                a, b = rng.sample(names, 2)
-                year_a, year_b = rng.sample(range(lo, hi + 1), 2)
-                direction = rng.choice(("earlier", "later"))
-                entries.append(decision_entry(n, direction, (a, str(year_a)), (b, str(year_b)), reason, total))
-                golds.append(comparison_winner(direction, (a, str(year_a)), (b, str(year_b))))
+                _, direction, first, second = _draw_comparison(rng, pools)
+                entries.append(decision_entry(n, direction, first, second, reason, total))
+                golds.append(comparison_winner(direction, first, second))
             else:
                 golds.append(rng.choice(pool))
                 entries.append(f"{entry_label(n, total)} : {golds[-1]}")
         context = f"<{note_tag}> " + " | ".join(entries)
         target = (f" | {entry_label(j + 1, total)} :" if goes_on
                   else f" </{note_tag}> <answer> {' ; '.join(golds)} </answer>")
-        context_ids = tokenizer.encode(context, add_special_tokens=False)
-        output_ids = tokenizer.encode(target, add_special_tokens=False)
-        if tokenizer.encode(context + target, add_special_tokens=False) != context_ids + output_ids:
-            raise AssertionError(f"the drill's split changes its tokens: {context!r} + {target!r}")
-        drills.append(Demonstration(tuple(context_ids), tuple(output_ids)))
+        drills.append(_drill(tokenizer, context, target))
     return drills
 
 
