@@ -261,20 +261,22 @@ RL_SCHEDULE = [[0, [1, 2]], [2, [1, 2, 4]], [6, [1, 2, 4, 8]]]  # curriculum ove
 
 
 def rl_config(stage: str, init: Path, preset: Preset, seed: int, flat_groups: str, minibatch_tokens: int = 4096,
-              memory_scale: str = "std", format_penalty: float = 0.0, precision: str = "fp32") -> Any:
+              memory_scale: str = "std", format_penalty: float = 0.0, precision: str = "fp32",
+              max_new_tokens: int = 96) -> Any:
     """The RL settings. Paper-faithful: EM reward with format validity (an invalid or unanswered
     episode scores 0; ``format_penalty`` P > 0 scores it -P, below a wrong answer), group-relative
     advantages, clipped surrogate (eps 0.2), k3 KL to the start policy, memory weight 1. CPU
     recipe: LoRA instead of full fine-tuning, a group of 4 (paper-scale runs use 5-8) and a few
     steps of 8 episodes (hundreds of steps at scale), lr 1e-4 (LoRA moves slower per step than
-    full fine-tuning at 1e-6), fp32 (``precision="bf16"``: autocast, for GPUs; slower on this CPU)."""
+    full fine-tuning at 1e-6), fp32 (``precision="bf16"``: autocast, for GPUs; slower on this CPU).
+    ``max_new_tokens`` per turn: 96 fits ``n`` labels up to k=4; ``n/k`` memories at k=8 need ~170."""
     from mempo_agents.trainer.config import TrainerConfig
 
     return TrainerConfig(
         stage=stage, init_model=str(init), group_size=preset.group_size, tasks_per_step=preset.tasks_per_step,
         steps=preset.rl_steps, reward_metric="em", format_penalty=format_penalty, memory_weight=1.0, memory_norm="turn",
         memory_flat_groups=flat_groups, memory_scale=memory_scale, log_memory_reward=stage == "mempo", clip_eps=0.2, kl_beta=0.01, ppo_epochs=1,
-        temperature=1.0, max_new_tokens=96, lr=1e-4, warmup_steps=1, mixed_precision=PRECISIONS[precision][0],
+        temperature=1.0, max_new_tokens=max_new_tokens, lr=1e-4, warmup_steps=1, mixed_precision=PRECISIONS[precision][0],
         minibatch_tokens=minibatch_tokens, seed=seed,
         objectives_schedule=RL_SCHEDULE, lora_rank=LORA_RANK, output_dir="", save_every=0,
     )
@@ -324,7 +326,7 @@ def stage_rl(args: argparse.Namespace, preset: Preset) -> Path:
     log = out / "log.jsonl"
     started = time.process_time()
     cfg = rl_config(args.rl_stage, init, preset, args.seed, args.flat_groups, args.minibatch_tokens, args.memory_scale,
-                    args.format_penalty, args.precision)
+                    args.format_penalty, args.precision, args.rl_max_new_tokens)
     if args.rl_steps:
         cfg.steps = args.rl_steps
     cfg.save(out / "config.yaml")
@@ -729,6 +731,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "(greedy otherwise); the rows are named MODEL-rtT")
     parser.add_argument("--max-new-tokens", type=int, default=EVAL_MAX_NEW_TOKENS,
                         help="eval: tokens one turn may generate")
+    parser.add_argument("--rl-max-new-tokens", type=int, default=96,
+                        help="rl: tokens one sampled turn may generate (192 for n/k memories at k=8)")
     parser.add_argument("--hotpotqa", type=int, default=0,
                         help="eval: also play N episodes of MemPO-HotpotQA-v0 (real sample; $MEMPO_GYM_DATA)")
     parser.add_argument("--init", default="", help="sft: continue this adapter folder; rl: start from it "
