@@ -633,23 +633,37 @@ def penalty_suffix(model: str) -> str:
     return next(("-" + part for part in model.split("-")[1:] if re.fullmatch(r"fp[0-9.]+", part)), "")
 
 
+def start_suffix(model: str) -> str:
+    """``-r8`` for ``grpo-r8-fp0.5-s8``, an RL run from SFT round 8 (``sft-self-r8``); ``""`` for
+    a run from the first shipped ``sft``."""
+    return next(("-" + part for part in model.split("-")[1:] if re.fullmatch(r"r\d+", part)), "")
+
+
 def comparison_pairs(models: Sequence[str]) -> list[tuple[str, str]]:
-    """The pairs (A, B) the table differences: every MemPO run against the GRPO run of its seed
-    and format penalty, every RL run against the SFT start, a seed replicate against its seed-0
-    run, a run with a format penalty against the same run without, and SFT against the
-    full-context counterpart; a later SFT round (``sft-self-r3``) against the full-context
-    counterpart of the same round, the first shipped ``sft`` and the evaluated round before it
-    (``sft-self-r8`` against ``sft-self-r7``); a loop-breaking evaluation
+    """The pairs (A, B) the table differences: every MemPO run against the GRPO run of its start
+    round, seed and format penalty, every RL run against its SFT start (``sft``, or
+    ``sft-self-r8`` for ``grpo-r8-…``), a seed replicate against its seed-0 run, a run with a
+    format penalty against the same run without, and SFT against the full-context counterpart; a
+    later SFT round (``sft-self-r3``) against the full-context counterpart of the same round, the
+    first shipped ``sft`` and the evaluated round before it (``sft-self-r8`` against
+    ``sft-self-r7``); a full-context round retrained without a self round of its number
+    (``full-context-r9``) against the newest self round before it; a loop-breaking evaluation
     (``sft-rt0.7``) against the same model greedy."""
     rl = [m for m in sorted(set(models), key=model_rank) if m.startswith(("grpo", "mempo"))]
-    pairs = [(m, "grpo" + penalty_suffix(m) + seed_suffix(m)) for m in rl if m.startswith("mempo")]
-    pairs += [(m, "sft") for m in rl]
+    pairs = [(m, "grpo" + start_suffix(m) + penalty_suffix(m) + seed_suffix(m)) for m in rl if m.startswith("mempo")]
+    pairs += [(m, "sft-self" + start_suffix(m) if start_suffix(m) else "sft") for m in rl]
     pairs += [(m, m[: -len(seed_suffix(m))]) for m in rl if seed_suffix(m)]
     pairs += [(m, m.replace(penalty_suffix(m), "", 1)) for m in rl if penalty_suffix(m)]
     names = sorted(set(models))
     rounds = sorted((m for m in names if re.fullmatch(r"sft-self-r\d+", m)), key=lambda m: int(m.rsplit("-r", 1)[1]))
     pairs += [(m, "full-context-" + m.rsplit("-", 1)[1]) for m in rounds] + [(m, "sft") for m in rounds]
     pairs += list(zip(rounds[1:], rounds[:-1]))  # each evaluated round against the one before it
+    number = {m: int(m.rsplit("-r", 1)[1]) for m in rounds}
+    for counterpart in (m for m in names if re.fullmatch(r"full-context-r\d+", m)):
+        n = int(counterpart.rsplit("-r", 1)[1])
+        before = [m for m in rounds if number[m] < n]
+        if f"sft-self-r{n}" not in number and before:
+            pairs.append((before[-1], counterpart))
     pairs += [(m, m.rsplit("-rt", 1)[0]) for m in names if re.search(r"-rt[\d.]+$", m)]
     return pairs + [("sft", "full-context")]
 

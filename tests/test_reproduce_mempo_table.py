@@ -155,6 +155,26 @@ def test_a_later_sft_round_is_paired_with_its_full_context_round_and_a_sampled_e
     assert ("sft-self-r10", "sft-self-r6") not in later and ("sft-self-r8", "full-context-r8") in later
 
 
+def test_an_rl_run_from_a_later_round_is_paired_with_that_round_and_the_grpo_run_from_it() -> None:
+    repro = load_script()
+    assert repro.start_suffix("grpo-r8-fp0.5-s8") == "-r8" and repro.start_suffix("mempo-apply-fp0.5-s2") == ""
+    pairs = repro.comparison_pairs(["sft", "sft-self-r8", "grpo-fp0.5-s8", "grpo-r8-fp0.5-s8",
+                                    "mempo-apply-r8-fp0.5-s8"])
+    assert ("mempo-apply-r8-fp0.5-s8", "grpo-r8-fp0.5-s8") in pairs
+    assert ("mempo-apply-r8-fp0.5-s8", "grpo-fp0.5-s8") not in pairs  # another start adapter
+    assert {("grpo-r8-fp0.5-s8", "sft-self-r8"), ("mempo-apply-r8-fp0.5-s8", "sft-self-r8")} <= set(pairs)
+    assert ("grpo-r8-fp0.5-s8", "sft") not in pairs and ("grpo-fp0.5-s8", "sft") in pairs
+
+
+def test_a_retrained_full_context_round_is_paired_with_the_newest_self_round_before_it() -> None:
+    repro = load_script()
+    pairs = repro.comparison_pairs(["sft-self-r6", "sft-self-r8", "full-context-r8", "full-context-r9"])
+    assert ("sft-self-r8", "full-context-r9") in pairs and ("sft-self-r8", "full-context-r8") in pairs
+    assert ("sft-self-r6", "full-context-r9") not in pairs
+    assert ("sft-self-r8", "full-context-r8") in repro.comparison_pairs(["sft-self-r8", "full-context-r8"])
+    assert not [p for p in repro.comparison_pairs(["sft-self-r8", "full-context-r6"]) if p[1] == "full-context-r6"]
+
+
 def test_adapter_settings_name_the_demonstrator_options() -> None:
     repro = load_script()
     settings = repro.agent_settings("self", open_all=True, decision_reason="digits", numbering="n/k",
