@@ -194,7 +194,7 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
         demos += d
         for key in stats:
             stats[key] += st[key]
-    demos = repeat_key_turns(demos, tokenizer, args.key_turn_repeats)
+    demos = repeat_key_turns(demos, tokenizer, args.key_turn_repeats, args.transition_repeats)
     if args.comparison_drills:
         from mempo_agents.trainer.drills import comparison_drills
 
@@ -206,6 +206,7 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
         demos += transition_drills(worlds_of(envs), args.transition_drills, random.Random(args.seed + 1), tokenizer,
                                    reason=args.decision_reason, note_tag="mem" if args.memory == "self" else "think")
     log_line(log, {"stage": "demos", **stats, "key_turn_repeats": args.key_turn_repeats,
+                   "transition_repeats": args.transition_repeats,
                    "comparison_drills": args.comparison_drills, "transition_drills": args.transition_drills,
                    "demo_turns": len(demos),
                    "tokens": sum(len(d.context_ids) + len(d.output_ids) for d in demos),
@@ -227,7 +228,7 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
     save_policy(model, out / "adapter")
     settings = agent_settings(args.memory, PRECISIONS[args.precision][1], open_all=args.open_all,
                               decision_reason=args.decision_reason, numbering=args.numbering,
-                              key_turn_repeats=args.key_turn_repeats,
+                              key_turn_repeats=args.key_turn_repeats, transition_repeats=args.transition_repeats,
                               comparison_drills=args.comparison_drills, transition_drills=args.transition_drills)
     (out / "adapter" / "mempo_agent.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
     log_line(log, {"stage": "sft-done", "cpu_s": time.process_time() - started, "demo_turns": len(demos),
@@ -245,14 +246,49 @@ def is_key_turn(context: str, output: str) -> bool:
     return "<information>" not in after_questions or bool(DECISION.search(output))
 
 
-def repeat_key_turns(demos: list[Any], tokenizer: Any, repeats: int) -> list[Any]:
-    """Each key turn (:func:`is_key_turn`) ``repeats`` times, every other turn once."""
+ENTRY = re.compile(r"(?:^|\|)\s*\d+(?:/\d+)? :")  # an entry's label in a note: "1/2 :" / "| 2 :"
+NOTE = re.compile(r"<(mem|think)>(.*?)(?:</\1>|$)", re.S)
+
+
+def entries_in(note: str) -> int:
+    """How many labelled entries a memory / think note holds."""
+    return len(ENTRY.findall(note.strip()))
+
+
+def is_transition_turn(context: str, output: str) -> bool:
+    """The turns that go from one question to the next: the output's note holds more entries
+    than the newest note in the context (the previous memory, or the last ``<think>`` of a full
+    context), or the turn answers a task of several questions. A counterpart trained with bare
+    transition drills (:func:`~mempo_agents.trainer.drills.transition_drills`, no prompt) still
+    closed its note after the first entry at k=4 (``full-context-r9``); these are the same
+    decisions in their own contexts."""
+    after_questions = context.split("\nQuestion", 1)[-1]
+    before = NOTE.findall(after_questions)
+    now = NOTE.findall(output)
+    if not now:
+        return False
+    written = entries_in(now[-1][1])
+    if "<answer>" in output:
+        return written > 1
+    return written > (entries_in(before[-1][1]) if before else 1)
+
+
+def repeat_key_turns(demos: list[Any], tokenizer: Any, repeats: int, transition_repeats: int = 1) -> list[Any]:
+    """Each key turn (:func:`is_key_turn`) ``repeats`` times, each transition turn
+    (:func:`is_transition_turn`) ``transition_repeats`` times (the larger where both hold),
+    every other turn once."""
     if repeats < 1:
         raise SystemExit(f"error: --key-turn-repeats must be >= 1, got {repeats}")
+    if transition_repeats < 1:
+        raise SystemExit(f"error: --transition-repeats must be >= 1, got {transition_repeats}")
     out = []
     for d in demos:
-        key = repeats > 1 and is_key_turn(tokenizer.decode(d.context_ids), tokenizer.decode(d.output_ids))
-        out += [d] * (repeats if key else 1)
+        times = 1
+        if repeats > 1 or transition_repeats > 1:
+            context, output = tokenizer.decode(d.context_ids), tokenizer.decode(d.output_ids)
+            times = max(repeats if is_key_turn(context, output) else 1,
+                        transition_repeats if is_transition_turn(context, output) else 1)
+        out += [d] * times
     return out
 
 
@@ -768,6 +804,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--transition-drills", type=int, default=0,
                         help="sft: add N drills of opening the next question or answering after a finished entry "
                              "(needs --numbering n/k)")
+    parser.add_argument("--transition-repeats", type=int, default=1,
+                        help="sft: demonstration turns that open the next question or answer, this many times")
     parser.add_argument("--key-turn-repeats", type=int, default=1,
                         help="sft: repeat each first turn and comparison decision this many times in the demonstrations")
     parser.add_argument("--sft-lr", type=float, default=0.0, help="sft: peak learning rate (default 6e-4)")

@@ -144,6 +144,34 @@ def test_key_turns_are_the_first_turn_and_each_comparison_decision(memory: str, 
         repro.repeat_key_turns(demos, tokenizer, 0)
 
 
+@pytest.mark.parametrize("numbering", ["n", "n/k"])
+@pytest.mark.parametrize("memory", ["self", "full"])
+def test_transition_turns_are_the_turns_that_open_the_next_question_or_answer(memory: str, numbering: str) -> None:
+    from mempo_gym.tokenizer import load_hf_tokenizer
+
+    from mempo_agents.trainer.mempo import task_refs
+    from mempo_agents.trainer.oracle import CompactOracleAgent
+    from mempo_agents.trainer.sft import collect_demonstrations
+
+    repro = load_script()
+    tokenizer = load_hf_tokenizer()
+    agent = CompactOracleAgent(note_tag="mem" if memory == "self" else "think", decision_reason="digits",
+                               numbering=numbering)
+    for k in (1, 2, 4):
+        env = repro.make_env(k, "train", 1, 4, memory)
+        demos, stats = collect_demonstrations(agent, [env], task_refs([env]), tokenizer)
+        texts = [(tokenizer.decode(d.context_ids), tokenizer.decode(d.output_ids)) for d in demos]
+        flagged = [o for c, o in texts if repro.is_transition_turn(c, o)]
+        # each episode opens questions 2..k and answers once: k transitions (none at k=1)
+        assert len(flagged) == (k * stats["kept"] if k > 1 else 0), (k, flagged)
+        assert all(o.count(" | ") >= 1 for o in flagged)
+        repeated = repro.repeat_key_turns(demos, tokenizer, 1, 3)
+        assert len(repeated) == len(demos) + 2 * len(flagged)
+    assert repro.entries_in(" 1/2 : Piza | 2/2 : later Gopebi Kume 1809 , Vifisu Tuluko 1835 : 1 = 1 , 8 = 8") == 2
+    with pytest.raises(SystemExit, match="--transition-repeats must be >= 1"):
+        repro.repeat_key_turns(demos, tokenizer, 1, 0)
+
+
 def test_a_later_sft_round_is_paired_with_its_full_context_round_and_a_sampled_eval_with_greedy() -> None:
     repro = load_script()
     pairs = repro.comparison_pairs(["sft", "sft-self-r3", "full-context", "full-context-r3", "sft-rt0.7"])
