@@ -29,6 +29,7 @@ from mempo_agents.trainer.mempo import (  # noqa: E402
 
     Trajectory,
     Turn,
+    answer_probability,
     build_sequences,
     clone_env,
     memory_token_mask,
@@ -309,3 +310,24 @@ def test_old_reference_and_new_logprobs_share_one_precision(tok, world_env) -> N
         assert stats["clip_frac"] == 0.0 and stats["kl"] == 0.0, (epochs, stats)
         assert stats["sampler_logprob_gap"] > 0.0  # bf16 scoring differs from the fp32 sampler: reported
     AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_a_row_longer_than_the_batch_budget_is_scored_through_the_kv_cache_with_the_same_result(tok, monkeypatch) -> None:
+    """answer_probability prefills a row over ``max_tokens_per_batch`` in pieces (memory linear in its
+    length); the probability is the one-pass value."""
+    import mempo_agents.trainer.mempo as trainer
+
+    scored_in_pieces = []
+    real = trainer._long_row_logprob
+    monkeypatch.setattr(trainer, "_long_row_logprob",
+                        lambda m, p, t, piece: scored_in_pieces.append(len(p)) or real(m, p, t, piece))
+    model = tiny_llama(tok, seed=3)
+    g = torch.Generator().manual_seed(0)
+    prefixes = [torch.randint(5, len(tok), (n,), generator=g).tolist() for n in (300, 41, 170)]
+    targets = [[7, 9, 11], [12], [8, 8, 30, 31]]
+    one_pass = answer_probability(model, prefixes, targets, max_tokens_per_batch=4096)
+    assert scored_in_pieces == []
+    pieces = answer_probability(model, prefixes, targets, max_tokens_per_batch=64)
+    assert sorted(scored_in_pieces) == [170, 300]  # the rows over 64 tokens went through the cache
+    assert pieces.tolist() == pytest.approx(one_pass.tolist(), rel=1e-4)
+    assert 0 < float(one_pass.min()) and float(one_pass.max()) < 1

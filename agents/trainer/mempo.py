@@ -274,10 +274,35 @@ def answer_probability(
 
     out = torch.zeros(len(prefixes))
     for chunk in _token_bounded_chunks([len(p) + len(t) for p, t in zip(prefixes, targets)], max_tokens_per_batch):
+        if len(chunk) == 1 and len(prefixes[chunk[0]]) + len(targets[chunk[0]]) > max_tokens_per_batch:
+            i = chunk[0]  # one row longer than the budget: prefill it in pieces through the KV cache
+            out[i] = _long_row_logprob(model, prefixes[i], targets[i], min(max_tokens_per_batch, 2048)).exp()
+            continue
         logp, mask = completion_logprobs(model, [prefixes[i] for i in chunk], [targets[i] for i in chunk])
         mean_logp = logp.sum(-1) / mask.sum(-1).clamp(min=1)
         out[torch.tensor(chunk)] = mean_logp.float().exp().cpu()
     return out
+
+
+def _long_row_logprob(model: torch.nn.Module, prefix: Sequence[int], target: Sequence[int], piece: int) -> torch.Tensor:
+    """Mean log p(target | prefix) of one row, its prefix fed ``piece`` tokens at a time through
+    the KV cache: attention memory grows with piece x length, not length^2 (a MemPO run was
+    killed for memory, 16 GB resident, on the full histories of its first k=8 step)."""
+    device = next(model.parameters()).device
+    cache_arg = _cache_argument(model)
+    if not prefix or not target:
+        raise ValueError("a row needs at least one prefix and one target token")
+    head, tail = list(prefix[:-1]), [prefix[-1], *target]
+    past = None
+    for start in range(0, len(head), piece):
+        ids = torch.tensor([head[start:start + piece]], dtype=torch.long, device=device)
+        out = model(input_ids=ids, use_cache=True, logits_to_keep=1, **{cache_arg: past})
+        past = _output_cache(out)
+    ids = torch.tensor([tail], dtype=torch.long, device=device)
+    out = model(input_ids=ids, use_cache=True, logits_to_keep=len(tail), **{cache_arg: past})
+    logits = out.logits[0, -len(tail):-1].float()  # position j predicts target token j
+    gold = torch.tensor(list(target), dtype=torch.long, device=device)
+    return torch.log_softmax(logits, dim=-1).gather(-1, gold[:, None]).mean().cpu()
 
 
 def _token_bounded_chunks(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
