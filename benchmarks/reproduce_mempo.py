@@ -47,6 +47,13 @@ Usage (the full recipe; the exact commands and timings land in the results file)
     python benchmarks/reproduce_mempo.py sft --memory full --init agents/checkpoints/full-context-smollm2-135m-lora \
         --name sft-full-r6 --seed 5 --sft-steps 600 --sft-lr 5e-4 --decision-reason digits --comparison-drills 8000 \
         --out runs/repro      # its full-context counterpart
+    python benchmarks/reproduce_mempo.py sft --memory full --init runs/repro-fp32/sft-full-r9/adapter \
+        --name sft-full-r10 --seed 9 --sft-steps 400 --sft-lr 5e-4 --decision-reason digits --numbering n/k \
+        --comparison-drills 1000 --transition-drills 2000 --transition-repeats 4 --out runs/repro-fp32
+        # a counterpart round that repeats its own transition turns (benchmarks/results/mempo_smollm2_r10.md)
+    python benchmarks/reproduce_mempo.py rl --algo grpo --init agents/checkpoints/mempo-smollm2-135m-lora \
+        --name grpo-r8-fp0.5-s8 --seed 8 --rl-steps 8 --format-penalty 0.5 --rl-max-new-tokens 192 \
+        --out runs/repro-fp32   # and --algo mempo --name mempo-apply-r8-fp0.5-s8: RL from the shipped round 8
     python benchmarks/reproduce_mempo.py decisions --models sft,sft-self-r4 --out runs/repro  # comparison decisions
     python benchmarks/reproduce_mempo.py eval --out runs/repro
     python benchmarks/reproduce_mempo.py eval --models sft --ks 1 --repeat-temperature 0.7 --out runs/repro  # row sft-rt0.7

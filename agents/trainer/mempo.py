@@ -71,8 +71,8 @@ def sample_batch(
     ids, mask = ids.to(device), mask.to(device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     cache_arg = _cache_argument(model)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
-    past, logits = _output_cache(out), out.logits[:, -1, :]
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+    past, logits = _output_cache(out), out.logits[:, -1, :]  # the vocabulary at the last position only
     last_pos = positions[:, -1]
     generated: list[list[int]] = [[] for _ in range(b)]
     logprobs: list[list[float]] = [[] for _ in range(b)]
