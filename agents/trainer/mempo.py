@@ -286,8 +286,8 @@ def answer_probability(
 
 def _long_row_logprob(model: torch.nn.Module, prefix: Sequence[int], target: Sequence[int], piece: int) -> torch.Tensor:
     """Mean log p(target | prefix) of one row, its prefix fed ``piece`` tokens at a time through
-    the KV cache: attention memory grows with piece x length, not length^2 (a MemPO run was
-    killed for memory, 16 GB resident, on the full histories of its first k=8 step)."""
+    the KV cache: attention memory grows with piece x length, not length^2 (one pass over a k=8
+    full history of ~10k tokens needs several GB of attention scores on its own)."""
     device = next(model.parameters()).device
     cache_arg = _cache_argument(model)
     if not prefix or not target:
