@@ -249,12 +249,16 @@ def is_key_turn(context: str, output: str) -> bool:
     :data:`~mempo_agents.trainer.drills.DECISION`, with any ``--decision-reason``)."""
     from mempo_agents.trainer.drills import DECISION
 
-    after_questions = context.split("\nQuestion", 1)[-1]  # the instructions name the tags too
-    return "<information>" not in after_questions or bool(DECISION.search(output))
+    return "<information>" not in _after_questions(context) or bool(DECISION.search(output))
+
+
+def _after_questions(context: str) -> str:
+    """The context after its instructions (which name the tags too)."""
+    return context.split("\nQuestion", 1)[-1]
 
 
 ENTRY = re.compile(r"(?:^|\|)\s*\d+(?:/\d+)? :")  # an entry's label in a note: "1/2 :" / "| 2 :"
-NOTE = re.compile(r"<(mem|think)>(.*?)(?:</\1>|$)", re.S)
+NOTE = re.compile(r"<(mem|think)>(.*?)</\1>", re.S)  # every note of a context (parse_turn reads one turn)
 
 
 def entries_in(note: str) -> int:
@@ -269,14 +273,16 @@ def is_transition_turn(context: str, output: str) -> bool:
     transition drills (:func:`~mempo_agents.trainer.drills.transition_drills`, no prompt) still
     closed its note after the first entry at k=4 (``full-context-r9``); these are the same
     decisions in their own contexts."""
-    after_questions = context.split("\nQuestion", 1)[-1]
-    before = NOTE.findall(after_questions)
-    now = NOTE.findall(output)
-    if not now:
+    from mempo_gym.core.protocol import parse_turn
+
+    turn = parse_turn(output)
+    note = turn.mem if turn.mem is not None else turn.think
+    if note is None:
         return False
-    written = entries_in(now[-1][1])
-    if "<answer>" in output:
+    written = entries_in(note)
+    if turn.action == "answer":
         return written > 1
+    before = NOTE.findall(_after_questions(context))
     return written > (entries_in(before[-1][1]) if before else 1)
 
 
