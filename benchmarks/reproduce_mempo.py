@@ -598,7 +598,7 @@ def memory_reward_logged(run_dir: Path) -> bool:
 def write_results(path: Path, out: Path, table: str, curves: dict[str, list[dict[str, Any]]]) -> None:
     """The results file: the table, the RL curves, the commands and CPU time of every stage."""
     lines = ["# MemPO on the embedded SmolLM2-135M (CPU): results", "",
-             "Written by `python benchmarks/reproduce_mempo.py table --out runs/repro --results <this file>`.", "",
+             f"Written by `python benchmarks/reproduce_mempo.py table --out {out.as_posix()} --results <this file>`.", "",
              "## Held-out evaluation (registered SynthWiki envs, test world; greedy; each task once)", "", table, ""]
     lines += ["## RL curves (per step: trajectory reward R^T = EM, mean P(answer | q, mem), memory reward R^M)", "",
               "| run | step | R^T | EM | P(answer given mem) | R^M | KL | grad norm | CPU s |", "|" + "---|" * 9]

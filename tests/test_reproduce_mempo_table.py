@@ -116,6 +116,8 @@ def test_curves_say_n_a_for_memory_reward_only_where_the_run_did_not_compute_it(
     lines = results.read_text(encoding="utf-8").splitlines()
     assert "| grpo-s2 | 1 | 0.500 | 0.500 | n/a | n/a |" in "\n".join(lines)
     assert "| mine | 1 | 0.500 | 0.500 | 0.250 | 0.1250 |" in "\n".join(lines)
+    # the header names the runs folder the table was made from, so the command can be rerun as written
+    assert f"table --out {tmp_path.as_posix()} --results" in lines[2]
 
 
 @pytest.mark.parametrize("options", [{}, {"open_all": True, "decision_reason": "first-digit"},
