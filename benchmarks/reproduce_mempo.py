@@ -23,7 +23,13 @@ Stages (each writes a folder under ``--out``):
 ``--precision fp32`` (default) or ``bf16`` sets SFT / RL autocast and the evaluation dtype; on
 a CPU without bf16 units fp32 is 3.2x faster per SFT step (``benchmarks/cpu_precision.py``).
 
-Usage (the full recipe; the exact commands and timings land in the results file)::
+Usage: the whole recipe in one command, on a 2-core CPU within an hour (``all`` runs its stages as
+jobs, ``--jobs`` at a time, and writes ``OUT/results.md``; a stopped run continues where it stopped)::
+
+    python benchmarks/reproduce_mempo.py all --preset hour --jobs 2 --out runs/hour
+
+The rounds behind the shipped adapters, stage by stage (the exact commands and timings land in the
+results file)::
 
     python benchmarks/reproduce_mempo.py sft --memory self --name sft-self-r1 --out runs/repro   # 350 steps
     python benchmarks/reproduce_mempo.py sft --memory self --init runs/repro/sft-self-r1/adapter --name sft-self \
@@ -68,6 +74,7 @@ import json
 import os
 import random
 import re
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -93,9 +100,15 @@ class Preset:
     tasks_per_step: int
     eval_per_k: dict[int, int]  # held-out episodes per k (the registered test world, each task once)
     rl_worlds: int = 8
-    sft_second_steps: int = 100  # steps of the second SFT round (continues the first)
+    sft_second_steps: int = 100  # steps of the second SFT round (continues the first); 0: one round
+    recipe: tuple[tuple[str, Any], ...] = ()  # `all`: option defaults of this preset (dest, value)
 
 
+# The recipe of the shipped adapters, learnt over rounds 5-9 (README, items 4-8), in one round from the base
+# model: digit-walk decisions, n/k entry labels, comparison and transition drills, transition turns 4 times;
+# RL with the format penalty that cut loops (an unanswered episode scores -0.5).
+HOUR_RECIPE = (("decision_reason", "digits"), ("numbering", "n/k"), ("comparison_drills", 4000),
+               ("transition_drills", 4000), ("transition_repeats", 4), ("format_penalty", 0.5))
 PRESETS = {
     "smoke": Preset(train_worlds=2, tasks_per_k={1: 4, 2: 2, 4: 1, 8: 1}, sft_steps=4, sft_batch_tokens=1024,
                     rl_steps=1, group_size=2, tasks_per_step=2, eval_per_k={1: 4, 2: 2, 4: 2, 8: 1}, rl_worlds=1,
@@ -103,6 +116,10 @@ PRESETS = {
     "full": Preset(train_worlds=12, tasks_per_k={1: 16, 2: 8, 4: 4, 8: 2}, sft_steps=350, sft_batch_tokens=512,
                    rl_steps=4, group_size=4, tasks_per_step=2, eval_per_k={1: 100, 2: 100, 4: 50, 8: 50},
                    sft_second_steps=400),
+    # `all --preset hour --jobs 2`: both SFTs, GRPO, MemPO and a small evaluation within an hour on 2 cores
+    "hour": Preset(train_worlds=12, tasks_per_k={1: 16, 2: 8, 4: 4, 8: 2}, sft_steps=400, sft_batch_tokens=512,
+                   rl_steps=4, group_size=4, tasks_per_step=2, eval_per_k={1: 20, 2: 20, 4: 0, 8: 0},
+                   sft_second_steps=0, recipe=HOUR_RECIPE),
 }
 SFT_LR = 1.5e-3  # LoRA r=32 at 1.5e-3 matched full fine-tuning at 3e-4 per step (measured, CHANGELOG)
 SECOND_ROUND_LR = 1e-3  # the second SFT round continues the first (another data order, --seed 1)
@@ -622,8 +639,24 @@ def write_results(path: Path, out: Path, table: str, curves: dict[str, list[dict
         rows = [json.loads(x) for x in evals.read_text().splitlines()]
         lines += ["### evaluation CPU time", "", "| model | k | episodes | CPU s |", "|---|---|---|---|"]
         lines += [f"| {r['model']} | {r['k']} | {r['episodes']} | {r['cpu_s']:.0f} |" for r in rows]
+    lines += jobs_section(out / "jobs.jsonl")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def jobs_section(record: Path) -> list[str]:
+    """The results file's account of ``all`` runs (:func:`run_jobs`): each finished job's command,
+    wall and CPU time, and each run's wall time; nothing when ``all`` did not run here."""
+    if not record.is_file():
+        return []
+    rows = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]
+    lines = ["", "### `reproduce_mempo.py all` jobs", "", "| job | wall min | CPU-min | command |", "|---|---|---|---|"]
+    lines += [f"| {r['job']} | {r['wall_s'] / 60:.1f} | {r['cpu_s'] / 60:.1f} | "
+              f"`python benchmarks/reproduce_mempo.py {' '.join(r['argv'])}` |" for r in rows if r.get("rc") == 0]
+    runs = [r for r in rows if r["job"] == "all"]
+    lines += ["", *[f"An `all` run with {r['workers']} workers: {r['wall_s'] / 60:.1f} min wall"
+                    + (f", not finished: {', '.join(r['failed'])}." if r["failed"] else ".") for r in runs]]
+    return lines
 
 
 MODEL_ORDER = ["base", "sft-r1", "sft", "sft-temp0.7", "grpo", "mempo", "full-context-r1", "full-context", "oracle"]
@@ -771,7 +804,148 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+# ----------------------------------------------------------------------------------- all
+@dataclass(frozen=True)
+class Job:
+    """One stage of the recipe: this script's arguments, and the jobs that must finish first."""
+    name: str
+    argv: tuple[str, ...]
+    after: tuple[str, ...] = ()
+
+
+SFT_OPTIONS = ("decision_reason", "numbering", "comparison_drills", "transition_drills", "transition_repeats",
+               "key_turn_repeats", "open_all")
+RL_OPTIONS = ("flat_groups", "memory_scale", "format_penalty", "rl_max_new_tokens", "minibatch_tokens")
+
+
+def given_options(argv: Sequence[str]) -> set[str]:
+    """The options a command line names (whatever their values), as argparse dests."""
+    parser, unset = build_parser(), object()
+    names = vars(parser.parse_args(["all"]))  # a namespace that has every option keeps its values for unnamed ones
+    parsed = parser.parse_args(argv, namespace=argparse.Namespace(**{name: unset for name in names}))
+    return {name for name, value in vars(parsed).items() if value is not unset}
+
+
+def recipe_settings(args: argparse.Namespace, preset: Preset, given: set[str]) -> dict[str, Any]:
+    """The options of ``all``: the preset's recipe for each option the command line does not name."""
+    return {**vars(args), **{name: value for name, value in preset.recipe if name not in given}}
+
+
+def option_argv(settings: dict[str, Any], names: Sequence[str]) -> list[str]:
+    """``--flag value`` for each option (a true switch alone, a false one left out)."""
+    argv: list[str] = []
+    for name in names:
+        flag, value = "--" + name.replace("_", "-"), settings[name]
+        if isinstance(value, bool):
+            argv += [flag] if value else []
+        else:
+            argv += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    return argv
+
+
+def recipe_jobs(args: argparse.Namespace, preset: Preset, given: set[str] = frozenset()) -> list[Job]:
+    """The whole recipe as jobs: SFT of the MemPO agent and of its full-context counterpart (one
+    round, or two with ``preset.sft_second_steps``), GRPO and MemPO from the self-memory SFT
+    adapter with equal budgets, an evaluation of every model (plus the untrained base and the
+    oracle) on the preset's held-out cells (``all`` then writes the table to ``OUT/results.md``). Listed in the
+    order a free worker takes them: the longest chain (the counterpart's SFT and evaluation) starts first."""
+    settings = recipe_settings(args, preset, given)
+    out = Path(args.out)
+    common = ["--preset", args.preset, "--out", args.out, "--threads", str(args.threads),
+              "--precision", args.precision]
+    sft_argv = option_argv(settings, SFT_OPTIONS)
+    jobs: list[Job] = []
+    trained_by = {}  # table model -> the job that trains it
+    for memory, model in (("full", "full-context"), ("self", "sft")):
+        final = f"sft-{memory}"
+        steps, lr = args.sft_steps or preset.sft_steps, settings["sft_lr"] or SFT_LR
+        first = f"{final}-r1" if preset.sft_second_steps else final
+        jobs.append(Job(first, ("sft", "--memory", memory, "--name", first, "--seed", "0", "--sft-steps", str(steps),
+                                "--sft-lr", f"{lr:g}", *sft_argv, *common)))
+        if preset.sft_second_steps:  # continues the first round in another data order
+            jobs.append(Job(final, ("sft", "--memory", memory, "--name", final, "--seed", "1",
+                                    "--init", str(out / first / "adapter"),
+                                    "--sft-steps", str(preset.sft_second_steps), "--sft-lr", f"{SECOND_ROUND_LR:g}", *sft_argv, *common), after=(first,)))
+        trained_by[model] = final
+    for algo in ("grpo", "mempo"):  # equal budgets from one SFT adapter
+        name = rl_run_name(algo, settings["flat_groups"], settings["memory_scale"], args.seed,
+                           settings["format_penalty"])
+        steps = ["--rl-steps", str(args.rl_steps)] if args.rl_steps else []
+        jobs.append(Job(name, ("rl", "--algo", algo, "--name", name, "--init", str(out / "sft-self" / "adapter"),
+                               "--seed", str(args.seed), "--resume", *steps, *option_argv(settings, RL_OPTIONS), *common), after=("sft-self",)))
+        trained_by[name] = name
+    ks = ",".join(str(k) for k, n in preset.eval_per_k.items() if n)
+    evals = []
+    for model in ("full-context", "sft", *[m for m in trained_by if m not in ("full-context", "sft")], "base",
+                  "oracle"):
+        evals.append(Job(f"eval-{model}", ("eval", "--models", model, "--ks", ks,
+                                           "--max-new-tokens", str(args.max_new_tokens), *common), after=(trained_by[model],) if model in trained_by else ()))
+    return jobs + evals
+
+
+def run_jobs(jobs: Sequence[Job], workers: int, out: Path, script: Path | None = None) -> None:
+    """Run ``jobs`` (stages of ``script``, this file by default) as up to ``workers`` processes at
+    once, each as soon as its ``after`` jobs have finished, in list order. A job that an earlier run
+    finished with the same arguments (``OUT/jobs.jsonl``) is skipped, so a stopped run continues
+    where it stopped; a failed job skips the jobs after it and the rest go on. Each job writes
+    ``OUT/logs/NAME.log``; its wall and CPU time (the process and its children) go to jobs.jsonl."""
+    script = script or Path(__file__).resolve()
+    record, logs = out / "jobs.jsonl", out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    finished = {(row["job"], tuple(row["argv"])) for row in map(json.loads, record.read_text().splitlines())
+                if row.get("rc") == 0} if record.is_file() else set()
+    names = {job.name for job in jobs}
+    unknown = sorted({a for job in jobs for a in job.after} - names)
+    if unknown or len(names) < len(jobs):
+        raise ValueError(f"jobs wait for jobs not in the list ({', '.join(unknown)}) or repeat a name")
+    pending, running, done, failed = list(jobs), {}, set(), {}
+    started = time.monotonic()
+    while pending or running:
+        for job in list(pending):
+            if job.name in done or any(a in failed for a in job.after):
+                pending.remove(job)
+                if job.name not in done:
+                    failed[job.name] = "skipped: " + ", ".join(a for a in job.after if a in failed) + " failed"
+                    print(f"skip  {job.name} ({failed[job.name]})", flush=True)
+                continue
+            if (job.name, job.argv) in finished:
+                pending.remove(job)
+                done.add(job.name)
+                print(f"done  {job.name} (an earlier run)", flush=True)
+            elif len(running) < workers and all(a in done for a in job.after):
+                pending.remove(job)
+                log = (logs / f"{job.name}.log").open("w", encoding="utf-8")
+                proc = subprocess.Popen([sys.executable, str(script), *job.argv], stdout=log,
+                                        stderr=subprocess.STDOUT)
+                running[proc.pid] = (job, proc, log, time.monotonic())
+                print(f"start {job.name}: {' '.join(job.argv)}", flush=True)
+        if not running:
+            continue
+        time.sleep(0.2)
+        for pid in list(running):
+            reaped, status, usage = os.wait4(pid, os.WNOHANG)
+            if not reaped:
+                continue
+            job, proc, log, began = running.pop(pid)
+            log.close()
+            proc.returncode = rc = os.waitstatus_to_exitcode(status)
+            cpu, wall = usage.ru_utime + usage.ru_stime, time.monotonic() - began
+            log_line(record, {"job": job.name, "argv": list(job.argv), "rc": rc, "wall_s": round(wall, 1),
+                              "cpu_s": round(cpu, 1)})
+            if rc == 0:
+                done.add(job.name)
+            else:
+                failed[job.name] = f"exit {rc}, see {logs / (job.name + '.log')}"
+            print(f"{'done ' if rc == 0 else 'FAIL '} {job.name}: {wall / 60:.1f} min wall, {cpu / 60:.1f} CPU-min"
+                  + ("" if rc == 0 else f" ({failed[job.name]})"), flush=True)
+    log_line(record, {"job": "all", "workers": workers, "wall_s": round(time.monotonic() - started, 1),
+                      "failed": sorted(failed)})
+    if failed:
+        raise SystemExit(f"error: {len(failed)} of {len(jobs)} jobs did not finish: "
+                         + "; ".join(f"{name} ({why})" for name, why in failed.items()))
+
+
+def build_parser() -> argparse.ArgumentParser:
     from mempo_agents.trainer.oracle import DECISION_REASONS, NUMBERINGS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -831,7 +1005,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="sft / rl: fp32 or bf16 autocast; eval: the backend dtype (fp32 is faster on CPUs without "
                         "bf16 units)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="all: stages run at once as separate processes (2 on a 2-core CPU, with --threads 1)")
     parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.transition_drills and args.numbering != "n/k":
         parser.error("--transition-drills needs --numbering n/k: the drills decide by an entry's n/k label")
@@ -849,19 +1030,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         stage_table(args)
     elif args.stage == "export":
         stage_export(args)
-    else:  # all: the recipe as run for the shipped adapters (two SFT rounds, then RL, evaluation)
-        out = Path(args.out)
-        for memory in ("self", "full"):
-            first = f"sft-{memory}-r1"
-            stage_sft(argparse.Namespace(**{**vars(args), "memory": memory, "name": first, "init": "", "seed": 0}),
-                      preset)
-            stage_sft(argparse.Namespace(**{**vars(args), "memory": memory, "name": f"sft-{memory}", "seed": 1,
-                                            "init": str(out / first / "adapter"), "sft_steps": preset.sft_second_steps,
-                                            "sft_lr": SECOND_ROUND_LR}), preset)
-        for rl in ("grpo", "mempo"):
-            stage_rl(argparse.Namespace(**{**vars(args), "rl_stage": rl}), preset)
-        stage_eval(args, preset)
-        stage_table(args)
+    else:  # all: the whole recipe as jobs, --jobs at a time (recipe_jobs)
+        given = given_options(sys.argv[1:] if argv is None else argv)
+        run_jobs(recipe_jobs(args, preset, given), args.jobs, Path(args.out))
+        stage_table(argparse.Namespace(out=args.out, results=str(Path(args.out) / "results.md")))
     return 0
 
 
