@@ -79,7 +79,7 @@ def test_the_hour_preset_is_the_shipped_recipe_in_one_round_with_equal_rl_budget
         sft = parsed[f"sft-{memory}"]
         assert (sft.stage, sft.memory, sft.init, sft.sft_steps, sft.sft_lr) == ("sft", memory, "", 400, 1.5e-3)
         assert (sft.decision_reason, sft.numbering, sft.comparison_drills, sft.transition_drills,
-                sft.transition_repeats) == ("digits", "n/k", 4000, 4000, 4)
+                sft.transition_repeats) == ("digits", "n/k", 1000, 1000, 1)
     grpo, mempo = parsed["grpo-fp0.5"], parsed["mempo-apply-fp0.5"]
     for rl, algo in ((grpo, "grpo"), (mempo, "mempo")):
         assert (rl.stage, rl.rl_stage, rl.init, rl.format_penalty, rl.resume) == (
