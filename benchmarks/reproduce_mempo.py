@@ -90,38 +90,78 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
+class Round:
+    """One SFT round of ``all``: its steps, peak lr, data-order seed and demonstration options
+    (``(dest, value)`` pairs of this script's options); each round continues the one before it."""
+    steps: int
+    lr: float
+    seed: int
+    options: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
 class Preset:
     train_worlds: int  # train-split world seeds 1..N
     tasks_per_k: dict[int, int]  # tasks per train world
-    sft_steps: int
+    sft_steps: int  # the sft stage's default
     sft_batch_tokens: int
     rl_steps: int
     group_size: int
     tasks_per_step: int
     eval_per_k: dict[int, int]  # held-out episodes per k (the registered test world, each task once)
     rl_worlds: int = 8
-    sft_second_steps: int = 100  # steps of the second SFT round (continues the first); 0: one round
+    rounds: dict[str, tuple[Round, ...]] | None = None  # `all`: the SFT rounds per memory mode (default: two)
     recipe: tuple[tuple[str, Any], ...] = ()  # `all`: option defaults of this preset (dest, value)
+
+    def rounds_of(self, memory: str) -> tuple[Round, ...]:
+        """The SFT rounds of ``memory`` (``self`` / ``full``): the preset's, else ``sft_steps`` at
+        :data:`SFT_LR`, then 400 steps at :data:`SECOND_ROUND_LR` in another data order."""
+        if self.rounds is not None:
+            return self.rounds[memory]
+        return (Round(self.sft_steps, SFT_LR, 0), Round(400, SECOND_ROUND_LR, 1))
 
 
 # The shipped adapters' formats (README, items 4-8) in one round from the base model: digit-walk decisions,
 # n/k entry labels, 1,000 comparison and 1,000 transition drills; RL with the format penalty that cut loops
 # (an unanswered episode scores -0.5). With 4,000 of each drill and transition turns 4 times, 400 steps from
 # the base model scored EM 0.10 at k=1 (20 tasks; 16 loops, entries past the last question): the drills
-# crowded out the demonstrations (runs/hour-pilot, this session's notes in the README).
-HOUR_RECIPE = (("decision_reason", "digits"), ("numbering", "n/k"), ("comparison_drills", 1000),
-               ("transition_drills", 1000), ("format_penalty", 0.5))
+# crowded out the demonstrations.
+HOUR_OPTIONS = (("decision_reason", "digits"), ("numbering", "n/k"), ("comparison_drills", 1000),
+                ("transition_drills", 1000))
+# The rounds behind the shipped adapters, as their COMMAND.txt records them (tests/test_reproduce_mempo_all.py
+# checks the two agree): two plain rounds, the digit walk, n/k labels, transition drills, transition turns 4 times.
+_DIGITS, _NK = ("decision_reason", "digits"), ("numbering", "n/k")
+SHIPPED_ROUNDS = {
+    "self": (Round(350, 1.5e-3, 0), Round(400, 1e-3, 1),
+             Round(600, 5e-4, 5, (_DIGITS, ("comparison_drills", 8000))),
+             Round(600, 5e-4, 6, (_DIGITS, _NK, ("comparison_drills", 8000))),
+             Round(500, 5e-4, 7, (_DIGITS, _NK, ("comparison_drills", 4000), ("transition_drills", 10000))),
+             Round(400, 5e-4, 8, (_DIGITS, _NK, ("comparison_drills", 2000), ("transition_drills", 2000),
+                                  ("transition_repeats", 4)))),
+    "full": (Round(350, 1.5e-3, 0), Round(400, 1e-3, 1),
+             Round(600, 5e-4, 5, (_DIGITS, ("comparison_drills", 8000))),
+             Round(600, 5e-4, 6, (_DIGITS, _NK, ("comparison_drills", 8000))),
+             Round(500, 5e-4, 7, (_DIGITS, _NK, ("comparison_drills", 4000), ("transition_drills", 10000))),
+             Round(400, 5e-4, 8, (_DIGITS, _NK, ("comparison_drills", 2000), ("transition_drills", 10000))),
+             Round(400, 5e-4, 9, (_DIGITS, _NK, ("comparison_drills", 1000), ("transition_drills", 2000),
+                                  ("transition_repeats", 4)))),
+}
 PRESETS = {
     "smoke": Preset(train_worlds=2, tasks_per_k={1: 4, 2: 2, 4: 1, 8: 1}, sft_steps=4, sft_batch_tokens=1024,
                     rl_steps=1, group_size=2, tasks_per_step=2, eval_per_k={1: 4, 2: 2, 4: 2, 8: 1}, rl_worlds=1,
-                    sft_second_steps=2),
+                    rounds={m: (Round(4, 1.5e-3, 0), Round(2, 1e-3, 1)) for m in ("self", "full")}),
     "full": Preset(train_worlds=12, tasks_per_k={1: 16, 2: 8, 4: 4, 8: 2}, sft_steps=350, sft_batch_tokens=512,
-                   rl_steps=4, group_size=4, tasks_per_step=2, eval_per_k={1: 100, 2: 100, 4: 50, 8: 50},
-                   sft_second_steps=400),
+                   rl_steps=4, group_size=4, tasks_per_step=2, eval_per_k={1: 100, 2: 100, 4: 50, 8: 50}),
     # `all --preset hour --jobs 2`: both SFTs, GRPO, MemPO and a small evaluation within an hour on 2 cores
     "hour": Preset(train_worlds=12, tasks_per_k={1: 16, 2: 8, 4: 4, 8: 2}, sft_steps=400, sft_batch_tokens=512,
                    rl_steps=4, group_size=4, tasks_per_step=2, eval_per_k={1: 20, 2: 20, 4: 0, 8: 0},
-                   sft_second_steps=0, recipe=HOUR_RECIPE),
+                   rounds={m: (Round(400, 1.5e-3, 0, HOUR_OPTIONS),) for m in ("self", "full")},
+                   recipe=(("format_penalty", 0.5),)),
+    # `all --preset shipped --jobs 2`: the shipped adapters' rounds, then RL from round 9 as measured (~7 CPU-hours)
+    "shipped": Preset(train_worlds=12, tasks_per_k={1: 16, 2: 8, 4: 4, 8: 2}, sft_steps=350, sft_batch_tokens=512,
+                      rl_steps=8, group_size=4, tasks_per_step=2, eval_per_k={1: 100, 2: 100, 4: 50, 8: 0},
+                      rounds=SHIPPED_ROUNDS,
+                      recipe=(("format_penalty", 0.5), ("rl_max_new_tokens", 192), ("seed", 8))),
 }
 SFT_LR = 1.5e-3  # LoRA r=32 at 1.5e-3 matched full fine-tuning at 3e-4 per step (measured, CHANGELOG)
 SECOND_ROUND_LR = 1e-3  # the second SFT round continues the first (another data order, --seed 1)
@@ -846,42 +886,47 @@ def option_argv(settings: dict[str, Any], names: Sequence[str]) -> list[str]:
 
 
 def recipe_jobs(args: argparse.Namespace, preset: Preset, given: set[str] = frozenset()) -> list[Job]:
-    """The whole recipe as jobs: SFT of the MemPO agent and of its full-context counterpart (one
-    round, or two with ``preset.sft_second_steps``), GRPO and MemPO from the self-memory SFT
-    adapter with equal budgets, an evaluation of every model (plus the untrained base and the
-    oracle) on the preset's held-out cells (``all`` then writes the table to ``OUT/results.md``). Listed in the
-    order a free worker takes them: the longest chain (the counterpart's SFT and evaluation) starts first."""
+    """The whole recipe as jobs: the SFT rounds of the MemPO agent and of its full-context
+    counterpart (:meth:`Preset.rounds_of`; an SFT option named on the command line, ``--sft-steps``
+    and ``--sft-lr`` included, holds for every round), GRPO and MemPO from the self-memory SFT
+    adapter with equal budgets, and an evaluation of every model (plus the untrained base and the
+    oracle) on the preset's held-out cells (``all`` then writes the table to ``OUT/results.md``).
+    Listed in the order a free worker takes them: the longest chain (the counterpart's) starts first."""
     settings = recipe_settings(args, preset, given)
     out = Path(args.out)
     common = ["--preset", args.preset, "--out", args.out, "--threads", str(args.threads),
               "--precision", args.precision]
-    sft_argv = option_argv(settings, SFT_OPTIONS)
     jobs: list[Job] = []
     trained_by = {}  # table model -> the job that trains it
     for memory, model in (("full", "full-context"), ("self", "sft")):
-        final = f"sft-{memory}"
-        steps, lr = args.sft_steps or preset.sft_steps, settings["sft_lr"] or SFT_LR
-        first = f"{final}-r1" if preset.sft_second_steps else final
-        jobs.append(Job(first, ("sft", "--memory", memory, "--name", first, "--seed", "0", "--sft-steps", str(steps),
-                                "--sft-lr", f"{lr:g}", *sft_argv, *common)))
-        if preset.sft_second_steps:  # continues the first round in another data order
-            jobs.append(Job(final, ("sft", "--memory", memory, "--name", final, "--seed", "1",
-                                    "--init", str(out / first / "adapter"),
-                                    "--sft-steps", str(preset.sft_second_steps), "--sft-lr", f"{SECOND_ROUND_LR:g}", *sft_argv, *common), after=(first,)))
-        trained_by[model] = final
+        rounds, previous = preset.rounds_of(memory), None
+        for i, round_ in enumerate(rounds, 1):
+            name = f"sft-{memory}" if i == len(rounds) else f"sft-{memory}-r{i}"
+            options = {**dict(round_.options), **{n: settings[n] for n in SFT_OPTIONS if n in given}}
+            steps = settings["sft_steps"] if "sft_steps" in given else round_.steps
+            lr = settings["sft_lr"] if "sft_lr" in given else round_.lr
+            init = ["--init", str(out / previous / "adapter")] if previous else []
+            jobs.append(Job(name, ("sft", "--memory", memory, "--name", name, *init, "--seed", str(round_.seed),
+                                   "--sft-steps", str(steps), "--sft-lr", f"{lr:g}",
+                                   *option_argv(options, [n for n in SFT_OPTIONS if n in options]), *common),
+                            after=(previous,) if previous else ()))
+            previous = name
+        trained_by[model] = previous
     for algo in ("grpo", "mempo"):  # equal budgets from one SFT adapter
-        name = rl_run_name(algo, settings["flat_groups"], settings["memory_scale"], args.seed,
+        name = rl_run_name(algo, settings["flat_groups"], settings["memory_scale"], settings["seed"],
                            settings["format_penalty"])
         steps = ["--rl-steps", str(args.rl_steps)] if args.rl_steps else []
         jobs.append(Job(name, ("rl", "--algo", algo, "--name", name, "--init", str(out / "sft-self" / "adapter"),
-                               "--seed", str(args.seed), "--resume", *steps, *option_argv(settings, RL_OPTIONS), *common), after=("sft-self",)))
+                               "--seed", str(settings["seed"]), "--resume", *steps,
+                               *option_argv(settings, RL_OPTIONS), *common), after=("sft-self",)))
         trained_by[name] = name
     ks = ",".join(str(k) for k, n in preset.eval_per_k.items() if n)
     evals = []
     for model in ("full-context", "sft", *[m for m in trained_by if m not in ("full-context", "sft")], "base",
                   "oracle"):
         evals.append(Job(f"eval-{model}", ("eval", "--models", model, "--ks", ks,
-                                           "--max-new-tokens", str(args.max_new_tokens), *common), after=(trained_by[model],) if model in trained_by else ()))
+                                           "--max-new-tokens", str(args.max_new_tokens), *common),
+                         after=(trained_by[model],) if model in trained_by else ()))
     return jobs + evals
 
 

@@ -100,18 +100,45 @@ def test_the_hour_preset_is_the_shipped_recipe_in_one_round_with_equal_rl_budget
     assert repro.given_options(["all", "--preset", "hour", "--check-digits"]) == {"stage", "preset", "decision_reason"}
 
 
-def test_the_full_preset_keeps_its_two_rounds() -> None:
+def test_the_full_preset_keeps_its_two_rounds_and_command_line_options_hold_for_every_round() -> None:
     repro = load_script()
     parser = repro.build_parser()
-    argv = ["all", "--out", "runs/f"]
+    argv = ["all", "--out", "runs/f", "--decision-reason", "digits"]
     jobs = {job.name: job for job in repro.recipe_jobs(parser.parse_args(argv), repro.PRESETS["full"],
                                                        repro.given_options(argv))}
-    second = parser.parse_args(jobs["sft-self"].argv)
-    assert jobs["sft-self"].after == ("sft-self-r1",)
+    first, second = parser.parse_args(jobs["sft-self-r1"].argv), parser.parse_args(jobs["sft-self"].argv)
+    assert jobs["sft-self"].after == ("sft-self-r1",) and jobs["sft-self-r1"].after == ()
+    assert (first.init, first.seed, first.sft_steps, first.sft_lr) == ("", 0, 350, 1.5e-3)
     assert (second.init, second.seed, second.sft_steps, second.sft_lr) == (
         str(Path("runs/f") / "sft-self-r1" / "adapter"), 1, 400, 1e-3)
-    assert parser.parse_args(jobs["sft-self-r1"].argv).decision_reason == "none"
+    assert first.decision_reason == second.decision_reason == "digits"
     assert {"grpo", "mempo-apply"} <= set(jobs)
+
+
+SFT_FIELDS = ("memory", "seed", "sft_steps", "sft_lr", "decision_reason", "numbering", "comparison_drills",
+              "transition_drills", "transition_repeats", "key_turn_repeats", "open_all")
+
+
+@pytest.mark.parametrize("memory, folder", [("self", "mempo-smollm2-135m-lora"),
+                                            ("full", "full-context-smollm2-135m-lora")])
+def test_the_shipped_preset_runs_the_rounds_the_shipped_adapter_records(memory: str, folder: str) -> None:
+    """The chain of ``all --preset shipped`` is the chain of SFT commands in the shipped adapter's
+    COMMAND.txt, in order, each round from the one before (only the folders differ)."""
+    repro = load_script()
+    parser = repro.build_parser()
+    recorded = (Path(__file__).resolve().parents[1] / "agents" / "checkpoints" / folder / "COMMAND.txt").read_text()
+    commands = [parser.parse_args(line.split("reproduce_mempo.py", 1)[1].split("#")[0].split())
+                for line in recorded.splitlines() if line.startswith("python benchmarks/reproduce_mempo.py sft ")]
+    jobs = [job for job in repro.recipe_jobs(parser.parse_args(["all", "--preset", "shipped", "--out", "o"]),
+                                             repro.PRESETS["shipped"], {"stage", "preset", "out"})
+            if job.argv[:3] == ("sft", "--memory", memory)]
+    chain = [parser.parse_args(job.argv) for job in jobs]
+    effective = lambda a: tuple((a.sft_steps or repro.PRESETS["full"].sft_steps) if f == "sft_steps"  # noqa: E731
+                                else (a.sft_lr or repro.SFT_LR) if f == "sft_lr" else getattr(a, f) for f in SFT_FIELDS)
+    assert [effective(a) for a in chain] == [effective(a) for a in commands]
+    assert len(chain) == (6 if memory == "self" else 7)
+    assert [a.init for a in chain] == ["", *(str(Path("o") / job.name / "adapter") for job in jobs[:-1])]
+    assert jobs[-1].name == f"sft-{memory}"
 
 
 def test_the_results_file_accounts_for_the_jobs(tmp_path: Path) -> None:
