@@ -226,10 +226,12 @@ def record_command(out: Path, parent: Path | None = None) -> None:
     (out / "COMMAND.txt").write_text(previous + line + "\n", encoding="utf-8")
 
 
-def log_line(path: Path, row: dict[str, Any]) -> None:
+def log_line(path: Path, row: dict[str, Any], echo: bool = True) -> None:
+    """Append ``row`` to a JSON-lines log (and print it, unless ``echo`` is off)."""
     with path.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(row) + "\n")
-    print(json.dumps(row), flush=True)
+    if echo:
+        print(json.dumps(row), flush=True)
 
 
 # ----------------------------------------------------------------------------------- SFT
@@ -978,15 +980,16 @@ def run_jobs(jobs: Sequence[Job], workers: int, out: Path, script: Path | None =
             proc.returncode = rc = os.waitstatus_to_exitcode(status)
             cpu, wall = usage.ru_utime + usage.ru_stime, time.monotonic() - began
             log_line(record, {"job": job.name, "argv": list(job.argv), "rc": rc, "wall_s": round(wall, 1),
-                              "cpu_s": round(cpu, 1)})
+                              "cpu_s": round(cpu, 1)}, echo=False)
             if rc == 0:
                 done.add(job.name)
             else:
                 failed[job.name] = f"exit {rc}, see {logs / (job.name + '.log')}"
             print(f"{'done ' if rc == 0 else 'FAIL '} {job.name}: {wall / 60:.1f} min wall, {cpu / 60:.1f} CPU-min"
                   + ("" if rc == 0 else f" ({failed[job.name]})"), flush=True)
-    log_line(record, {"job": "all", "workers": workers, "wall_s": round(time.monotonic() - started, 1),
-                      "failed": sorted(failed)})
+    wall = time.monotonic() - started
+    log_line(record, {"job": "all", "workers": workers, "wall_s": round(wall, 1), "failed": sorted(failed)}, echo=False)
+    print(f"all: {wall / 60:.1f} min wall, {len(jobs) - len(failed)} of {len(jobs)} jobs done", flush=True)
     if failed:
         raise SystemExit(f"error: {len(failed)} of {len(jobs)} jobs did not finish: "
                          + "; ".join(f"{name} ({why})" for name, why in failed.items()))
