@@ -110,16 +110,13 @@ class Preset:
     group_size: int
     tasks_per_step: int
     eval_per_k: dict[int, int]  # held-out episodes per k (the registered test world, each task once)
+    rounds: dict[str, tuple[Round, ...]]  # `all`: the SFT rounds of each memory mode (self / full), in order
     rl_worlds: int = 8
-    rounds: dict[str, tuple[Round, ...]] | None = None  # `all`: the SFT rounds per memory mode (default: two)
     recipe: tuple[tuple[str, Any], ...] = ()  # `all`: option defaults of this preset (dest, value)
 
-    def rounds_of(self, memory: str) -> tuple[Round, ...]:
-        """The SFT rounds of ``memory`` (``self`` / ``full``): the preset's, else ``sft_steps`` at
-        :data:`SFT_LR`, then 400 steps at :data:`SECOND_ROUND_LR` in another data order."""
-        if self.rounds is not None:
-            return self.rounds[memory]
-        return (Round(self.sft_steps, SFT_LR, 0), Round(400, SECOND_ROUND_LR, 1))
+
+SFT_LR = 1.5e-3  # LoRA r=32 at 1.5e-3 matched full fine-tuning at 3e-4 per step (measured, CHANGELOG)
+SECOND_ROUND_LR = 1e-3  # the second SFT round continues the first (another data order, --seed 1)
 
 
 # The shipped adapters' formats (README, items 4-8) in one round from the base model: digit-walk decisions,
@@ -135,13 +132,13 @@ HOUR_OPTIONS = (("decision_reason", "digits"), ("numbering", "n/k"), ("compariso
 # checks the two agree): two plain rounds, the digit walk, n/k labels, transition drills, transition turns 4 times.
 _DIGITS, _NK = ("decision_reason", "digits"), ("numbering", "n/k")
 SHIPPED_ROUNDS = {
-    "self": (Round(350, 1.5e-3, 0), Round(400, 1e-3, 1),
+    "self": (Round(350, SFT_LR, 0), Round(400, SECOND_ROUND_LR, 1),
              Round(600, 5e-4, 5, (_DIGITS, ("comparison_drills", 8000))),
              Round(600, 5e-4, 6, (_DIGITS, _NK, ("comparison_drills", 8000))),
              Round(500, 5e-4, 7, (_DIGITS, _NK, ("comparison_drills", 4000), ("transition_drills", 10000))),
              Round(400, 5e-4, 8, (_DIGITS, _NK, ("comparison_drills", 2000), ("transition_drills", 2000),
                                   ("transition_repeats", 4)))),
-    "full": (Round(350, 1.5e-3, 0), Round(400, 1e-3, 1),
+    "full": (Round(350, SFT_LR, 0), Round(400, SECOND_ROUND_LR, 1),
              Round(600, 5e-4, 5, (_DIGITS, ("comparison_drills", 8000))),
              Round(600, 5e-4, 6, (_DIGITS, _NK, ("comparison_drills", 8000))),
              Round(500, 5e-4, 7, (_DIGITS, _NK, ("comparison_drills", 4000), ("transition_drills", 10000))),
@@ -152,9 +149,10 @@ SHIPPED_ROUNDS = {
 PRESETS = {
     "smoke": Preset(train_worlds=2, tasks_per_k={1: 4, 2: 2, 4: 1, 8: 1}, sft_steps=4, sft_batch_tokens=1024,
                     rl_steps=1, group_size=2, tasks_per_step=2, eval_per_k={1: 4, 2: 2, 4: 2, 8: 1}, rl_worlds=1,
-                    rounds={m: (Round(4, 1.5e-3, 0), Round(2, 1e-3, 1)) for m in ("self", "full")}),
+                    rounds={m: (Round(4, SFT_LR, 0), Round(2, SECOND_ROUND_LR, 1)) for m in ("self", "full")}),
     "full": Preset(train_worlds=12, tasks_per_k={1: 16, 2: 8, 4: 4, 8: 2}, sft_steps=350, sft_batch_tokens=512,
-                   rl_steps=4, group_size=4, tasks_per_step=2, eval_per_k={1: 100, 2: 100, 4: 50, 8: 50}),
+                   rl_steps=4, group_size=4, tasks_per_step=2, eval_per_k={1: 100, 2: 100, 4: 50, 8: 50},
+                   rounds={m: (Round(350, SFT_LR, 0), Round(400, SECOND_ROUND_LR, 1)) for m in ("self", "full")}),
     # `all --preset hour --jobs 2`: the issue's 60-minute budget (both SFTs, GRPO, MemPO, a small evaluation)
     "hour": Preset(train_worlds=12, tasks_per_k={1: 16, 2: 8, 4: 4, 8: 2}, sft_steps=400, sft_batch_tokens=512,
                    rl_steps=4, group_size=4, tasks_per_step=2, eval_per_k={1: 20, 2: 20, 4: 0, 8: 0},
@@ -167,8 +165,6 @@ PRESETS = {
                       rounds=SHIPPED_ROUNDS,
                       recipe=(("format_penalty", 0.5), ("rl_max_new_tokens", 192), ("seed", 8))),
 }
-SFT_LR = 1.5e-3  # LoRA r=32 at 1.5e-3 matched full fine-tuning at 3e-4 per step (measured, CHANGELOG)
-SECOND_ROUND_LR = 1e-3  # the second SFT round continues the first (another data order, --seed 1)
 LORA_RANK = 32  # 19.5 MB in bf16 over all projections of the 135M model
 MISTAKE_RATE = 0.1
 MEMORY_STYLE = "relations"  # the oracle's memory entries keep the relations still to follow
@@ -893,7 +889,7 @@ def option_argv(settings: dict[str, Any], names: Sequence[str]) -> list[str]:
 
 def recipe_jobs(args: argparse.Namespace, preset: Preset, given: set[str] = frozenset()) -> list[Job]:
     """The whole recipe as jobs: the SFT rounds of the MemPO agent and of its full-context
-    counterpart (:meth:`Preset.rounds_of`; an SFT option named on the command line, ``--sft-steps``
+    counterpart (``preset.rounds``; an SFT option named on the command line, ``--sft-steps``
     and ``--sft-lr`` included, holds for every round), GRPO and MemPO from the self-memory SFT
     adapter with equal budgets, and an evaluation of every model (plus the untrained base and the
     oracle) on the preset's held-out cells (``all`` then writes the table to ``OUT/results.md``).
@@ -905,7 +901,7 @@ def recipe_jobs(args: argparse.Namespace, preset: Preset, given: set[str] = froz
     jobs: list[Job] = []
     trained_by = {}  # table model -> the job that trains it
     for memory, model in (("full", "full-context"), ("self", "sft")):
-        rounds, previous = preset.rounds_of(memory), None
+        rounds, previous = preset.rounds[memory], None
         for i, round_ in enumerate(rounds, 1):
             name = f"sft-{memory}" if i == len(rounds) else f"sft-{memory}-r{i}"
             options = {**dict(round_.options), **{n: settings[n] for n in SFT_OPTIONS if n in given}}
@@ -955,11 +951,10 @@ def run_jobs(jobs: Sequence[Job], workers: int, out: Path, script: Path | None =
     started = time.monotonic()
     while pending or running:
         for job in list(pending):
-            if job.name in done or any(a in failed for a in job.after):
+            if any(a in failed for a in job.after):
                 pending.remove(job)
-                if job.name not in done:
-                    failed[job.name] = "skipped: " + ", ".join(a for a in job.after if a in failed) + " failed"
-                    print(f"skip  {job.name} ({failed[job.name]})", flush=True)
+                failed[job.name] = "skipped: " + ", ".join(a for a in job.after if a in failed) + " failed"
+                print(f"skip  {job.name} ({failed[job.name]})", flush=True)
                 continue
             if (job.name, job.argv) in finished:
                 pending.remove(job)
