@@ -943,6 +943,8 @@ def run_jobs(jobs: Sequence[Job], workers: int, out: Path, script: Path | None =
     logs.mkdir(parents=True, exist_ok=True)
     finished = {(row["job"], tuple(row["argv"])) for row in map(json.loads, record.read_text().splitlines())
                 if row.get("rc") == 0} if record.is_file() else set()
+    if workers < 1:
+        raise SystemExit(f"error: --jobs must be at least 1, got {workers}")
     names = {job.name for job in jobs}
     unknown = sorted({a for job in jobs for a in job.after} - names)
     if unknown or len(names) < len(jobs):

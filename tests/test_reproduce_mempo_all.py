@@ -63,6 +63,8 @@ def test_a_failed_job_skips_the_jobs_after_it_and_the_others_finish(tmp_path: Pa
                                          r"after-bad \(skipped: bad failed\)"):
         repro.run_jobs(jobs, 2, tmp_path / "out", script=script)
     assert set(trace_of(trace)) == {"bad", "good", "after-good"}  # "bad" ran (and exited 3); its follower did not
+    with pytest.raises(SystemExit, match="--jobs must be at least 1, got 0"):  # 0 workers would wait forever
+        repro.run_jobs(jobs, 0, tmp_path / "out", script=script)
     with pytest.raises(ValueError, match="not in the list"):
         repro.run_jobs([repro.Job("x", ("x",), ("missing",))], 1, tmp_path / "out", script=script)
 
