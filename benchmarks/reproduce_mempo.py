@@ -241,7 +241,7 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
     from mempo_agents.trainer.mempo import task_refs
     from mempo_agents.trainer.oracle import CompactOracleAgent
     from mempo_agents.trainer.policy import add_lora, load_base_model, save_policy
-    from mempo_agents.trainer.sft import collect_demonstrations, sft_train, token_batches
+    from mempo_agents.trainer.sft import collect_demonstrations, pack_episodes, sft_train, token_batches
 
     out = Path(args.out) / (args.name or f"sft-{args.memory}")
     out.mkdir(parents=True, exist_ok=True)
@@ -273,10 +273,13 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
 
         demos += transition_drills(worlds_of(envs), args.transition_drills, random.Random(args.seed + 1), tokenizer,
                                    reason=args.decision_reason, note_tag="mem" if args.memory == "self" else "think")
+    turns = len(demos)
+    if args.pack:
+        demos = pack_episodes(demos)
     log_line(log, {"stage": "demos", **stats, "key_turn_repeats": args.key_turn_repeats,
                    "transition_repeats": args.transition_repeats,
                    "comparison_drills": args.comparison_drills, "transition_drills": args.transition_drills,
-                   "demo_turns": len(demos),
+                   "demo_turns": turns, "pack": args.pack, "sequences": len(demos),
                    "tokens": sum(len(d.context_ids) + len(d.output_ids) for d in demos),
                    "cpu_s": time.process_time() - started})
     torch.manual_seed(args.seed)
@@ -297,9 +300,10 @@ def stage_sft(args: argparse.Namespace, preset: Preset) -> Path:
     settings = agent_settings(args.memory, PRECISIONS[args.precision][1], open_all=args.open_all,
                               decision_reason=args.decision_reason, numbering=args.numbering,
                               key_turn_repeats=args.key_turn_repeats, transition_repeats=args.transition_repeats,
-                              comparison_drills=args.comparison_drills, transition_drills=args.transition_drills)
+                              comparison_drills=args.comparison_drills, transition_drills=args.transition_drills,
+                              pack=args.pack)
     (out / "adapter" / "mempo_agent.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
-    log_line(log, {"stage": "sft-done", "cpu_s": time.process_time() - started, "demo_turns": len(demos),
+    log_line(log, {"stage": "sft-done", "cpu_s": time.process_time() - started, "demo_turns": turns,
                    "steps": steps, "epochs": epochs, "init": args.init, "seed": args.seed})
     return out
 
@@ -858,7 +862,7 @@ class Job:
 
 
 SFT_OPTIONS = ("decision_reason", "numbering", "comparison_drills", "transition_drills", "transition_repeats",
-               "key_turn_repeats", "open_all")
+               "key_turn_repeats", "open_all", "pack")
 RL_OPTIONS = ("flat_groups", "memory_scale", "format_penalty", "rl_max_new_tokens", "minibatch_tokens")
 
 
@@ -1031,6 +1035,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sft-steps", type=int, default=0, help="sft: optimizer steps (default: the preset's)")
     parser.add_argument("--open-all", action="store_true",
                         help="sft: the demonstrator writes every question's entry from the first turn")
+    parser.add_argument("--pack", action="store_true",
+                        help="sft: train each full-context episode as one sequence with every turn's output a target "
+                             "(the same per-token loss, the history run once; self-memory turns are unchanged); "
+                             "a step then holds a whole episode")
     parser.add_argument("--decision-reason", choices=tuple(DECISION_REASONS), default="none",
                         help="sft: what the demonstrator (and the drills) write before a comparison's winner: nothing, "
                              "the first differing digits (': 8 > 4') or the digit walk to them "

@@ -17,7 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 
-from mempo_gym.core.context import SelfMemory  # noqa: E402
+from mempo_gym.core.context import FullContext, SelfMemory  # noqa: E402
 from mempo_gym.core.env import MemoryEnv  # noqa: E402
 from mempo_gym.core.protocol import StopDetector  # noqa: E402
 from mempo_gym.tasks.names import name_pool  # noqa: E402
@@ -44,8 +44,8 @@ from mempo_agents.trainer.mempo import (  # noqa: E402
     update_policy,
 )
 from mempo_agents.trainer.oracle import CompactOracleAgent  # noqa: E402
-from mempo_agents.trainer.policy import completion_logprobs  # noqa: E402
-from mempo_agents.trainer.sft import collect_demonstrations, sft_loss, sft_train  # noqa: E402
+from mempo_agents.trainer.policy import completion_logprobs, target_logprobs  # noqa: E402
+from mempo_agents.trainer.sft import collect_demonstrations, pack_episodes, sft_loss, sft_train  # noqa: E402
 from mempo_agents.trainer.word_tokenizer import build_word_tokenizer, vocabulary_from_texts  # noqa: E402
 
 POOL = 60
@@ -241,6 +241,55 @@ def test_sft_collects_correct_oracle_turns_skips_mistakes_and_learns(tok, world_
     model = sft_train(model, demos, tok.pad_token_id, epochs=8, batch_tokens=2048, lr=3e-3)
     after = float(sft_loss(model, batch, tok.pad_token_id, "cpu")[0])
     assert after < before - 0.5
+
+
+def test_sft_loss_scores_the_same_tokens_as_completion_logprobs(tok, world_env) -> None:
+    env, decoys = world_env
+    demos, _ = collect_demonstrations(CompactOracleAgent(mistake_rate=0.3, decoys=decoys, seed=1), [env],
+                                      task_refs([env]), tok)
+    model, batch = tiny_llama(tok), demos[:8]
+    logp, mask = completion_logprobs(model, [d.context_ids for d in batch], [d.output_ids for d in batch],
+                                     pad_id=tok.pad_token_id)
+    loss, n = sft_loss(model, batch, tok.pad_token_id)
+    assert n == int(mask.sum())
+    assert float(loss) == pytest.approx(float(-logp.sum() / n), rel=1e-5)
+    with pytest.raises(ValueError, match="target positions"):
+        target_logprobs(model, [batch[0].context_ids], [[0]])
+
+
+def test_pack_episodes_merges_full_context_turns_with_the_same_loss_and_gradient(tok, world_env) -> None:
+    env, decoys = world_env
+    full = clone_env(env, FullContext())
+    full.context_budget = 512
+    oracle = CompactOracleAgent(mistake_rate=0.5, decoys=decoys, seed=0, note_tag="think")
+    demos, stats = collect_demonstrations(oracle, [full], task_refs([full]), tok)
+    packed = pack_episodes(demos)
+    assert stats["kept"] <= len(packed) < len(demos)  # at least one per kept episode, and some turns merged
+    assert sum(len(d.target_positions()) for d in packed) == sum(len(d.output_ids) for d in demos)
+    merged = [d for d in packed if d.earlier_outputs]
+    assert merged and all(d.context_ids[a:b] for d in merged for a, b in d.earlier_outputs)
+    # a mistake turn (excluded by the oracle) stays inside a packed context without being a target
+    decoy_ids = {tok.convert_tokens_to_ids(d) for d in decoys}
+    targets = [d.context_ids[j] for d in merged for a, b in d.earlier_outputs for j in range(a, b)]
+    assert not set(targets) & decoy_ids
+    assert any(set(d.context_ids) & decoy_ids for d in merged)
+
+    def summed(batch_of: list) -> tuple[float, list[torch.Tensor]]:
+        model = tiny_llama(tok)
+        total = sum(sft_loss(model, [d], tok.pad_token_id)[0] * len(d.target_positions()) for d in batch_of)
+        total.backward()
+        return float(total), [p.grad.clone() for p in model.parameters()]
+
+    loss_turns, grad_turns = summed(demos)
+    loss_packed, grad_packed = summed(packed)
+    assert loss_packed == pytest.approx(loss_turns, rel=1e-5)
+    for a, b in zip(grad_turns, grad_packed):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+    # self-memory turns never extend one another: nothing to pack
+    self_demos, _ = collect_demonstrations(CompactOracleAgent(mistake_rate=0.5, decoys=decoys, seed=0), [env],
+                                           task_refs([env]), tok)
+    assert pack_episodes(self_demos) == self_demos
+    assert pack_episodes(packed) == packed
 
 
 def test_train_rl_checkpoints_and_resumes(tok, world_env, tmp_path) -> None:

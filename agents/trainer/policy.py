@@ -1,12 +1,14 @@
-"""The trained policy: a causal LM, optionally with a LoRA adapter (peft), and the one
-routine that scores completions with it.
+"""The trained policy: a causal LM, optionally with a LoRA adapter (peft), and the two
+routines that score tokens with it.
 
-:func:`completion_logprobs` is used by SFT (the NLL), by RL (old, reference and new
-log-probs of Eq. 10, all through the same call so they share one precision) and by the
-memory reward (the answer probability of Eq. 5). It left-pads the batch, so every row's
-completion ends at the right edge, and asks the model for logits of the last
-``max completion + 1`` positions only (``logits_to_keep``): the 49k-way vocabulary
-projection is never computed over the prompt.
+:func:`completion_logprobs` is used by RL (old, reference and new log-probs of Eq. 10, all
+through the same call so they share one precision) and by the memory reward (the answer
+probability of Eq. 5). It left-pads the batch, so every row's completion ends at the right
+edge, and asks the model for logits of the last ``max completion + 1`` positions only
+(``logits_to_keep``): the 49k-way vocabulary projection is never computed over the prompt.
+:func:`target_logprobs` scores any set of positions of each sequence (SFT's NLL, where a
+packed full-context episode has a target span per turn); logits are computed at those
+positions only.
 
 A LoRA policy is saved as a peft adapter folder (``adapter_config.json`` +
 ``adapter_model.safetensors``, a few MB) whose ``base_model_name_or_path`` names the base;
@@ -63,6 +65,39 @@ def completion_logprobs(
     logits = out.logits[:, -(C + 1):-1].float()  # position i predicts token i + 1
     logp = torch.log_softmax(logits / temperature, dim=-1).gather(-1, targets[..., None]).squeeze(-1)
     return logp * mask, mask
+
+
+def target_logprobs(
+    model: torch.nn.Module,
+    sequences: Sequence[Sequence[int]],
+    targets: Sequence[Sequence[int]],
+    pad_id: int = 0,
+) -> torch.Tensor:
+    """log π(x_j | x_<j) at each target position ``j`` of each sequence, flattened row by row.
+
+    Rows are right-padded (positions 0, 1, ... as the model saw them in the env) and the
+    vocabulary projection runs at the positions before targets only (a boolean
+    ``logits_to_keep``), so the cost does not grow with the untargeted context.
+    """
+    device = next(model.parameters()).device
+    if not sequences or not any(targets):
+        return torch.zeros(0, device=device)
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(sequences), width), dtype=torch.long)
+    keep = torch.zeros((len(sequences), width), dtype=torch.bool)
+    wanted: list[int] = []
+    for r, (seq, positions) in enumerate(zip(sequences, targets)):
+        ordered = sorted(set(positions))
+        if ordered and (ordered[0] < 1 or ordered[-1] >= len(seq)):
+            raise ValueError(f"target positions must lie in 1..{len(seq) - 1} (a token needs one before it)")
+        ids[r, :len(seq)] = torch.tensor(list(seq), dtype=torch.long)
+        attn[r, :len(seq)] = 1
+        keep[r, [j - 1 for j in ordered]] = True  # position j - 1 predicts token j
+        wanted += [seq[j] for j in ordered]
+    ids, attn, keep = ids.to(device), attn.to(device), keep.to(device)
+    logits = model(input_ids=ids, attention_mask=attn, logits_to_keep=keep).logits.float()  # (N, V), row-major
+    return torch.log_softmax(logits, dim=-1).gather(-1, torch.tensor(wanted, device=device)[:, None]).squeeze(-1)
 
 
 def load_base_model(name_or_path: str | None = None) -> Any:

@@ -7,7 +7,13 @@
    (e.g. a garbled search) and report them through an ``excluded_turns(slot) -> set[int]``
    method: those turns are not targets, but the turn after them (which recovers from the
    failure) is, so the policy learns to retry, never to make the mistake.
-2. :func:`sft_train` minimises the mean NLL of output tokens (context tokens are masked),
+2. :func:`pack_episodes` (optional) merges the turns of a full-context episode, where each
+   turn's context is the previous context plus the previous output and information, into one
+   demonstration whose loss covers every turn's output: under causal attention each target
+   token sees exactly the tokens it saw as its own turn, so the loss is the same and the
+   shared history is run once instead of once per turn. Self-memory turns (each context is
+   rebuilt from the memory) never extend one another and stay as they are.
+3. :func:`sft_train` minimises the mean NLL of output tokens (context tokens are masked),
    AdamW with linear warm-up and cosine decay, length-bucketed batches of ~``batch_tokens``.
 """
 
@@ -26,10 +32,18 @@ from mempo_gym.rollout import play_batch
 
 @dataclass(frozen=True)
 class Demonstration:
-    """One turn to imitate: the context the env showed and the tokens the agent wrote."""
+    """One turn to imitate: the context the env showed and the tokens the agent wrote; a packed
+    episode (:func:`pack_episodes`) also names the earlier outputs inside its context that are
+    targets, as ``[start, end)`` spans of ``context_ids``."""
 
     context_ids: tuple[int, ...]
     output_ids: tuple[int, ...]
+    earlier_outputs: tuple[tuple[int, int], ...] = ()
+
+    def target_positions(self) -> list[int]:
+        """Positions in ``context_ids + output_ids`` whose tokens carry the loss."""
+        n = len(self.context_ids)
+        return [j for a, b in self.earlier_outputs for j in range(a, b)] + list(range(n, n + len(self.output_ids)))
 
 
 def collect_demonstrations(
@@ -66,6 +80,26 @@ def collect_demonstrations(
     return demos, {"episodes": float(episodes), "kept": float(kept), "turns": float(len(demos))}
 
 
+def pack_episodes(demos: Sequence[Demonstration]) -> list[Demonstration]:
+    """Merge each run of consecutive demonstrations in which one's context starts with the
+    previous one's context and output (the turns of a full-context episode, in order; a turn
+    left out as a mistake stays in the context untargeted) into a single demonstration.
+
+    Every target token keeps its exact context, so :func:`sft_loss` sums the same per-token
+    NLL terms; only the forward passes are shared."""
+    packed: list[Demonstration] = []
+    for demo in demos:
+        if packed:
+            last = packed[-1]
+            whole = last.context_ids + last.output_ids
+            if len(demo.context_ids) >= len(whole) and demo.context_ids[:len(whole)] == whole:
+                spans = (*last.earlier_outputs, (len(last.context_ids), len(whole)), *demo.earlier_outputs)
+                packed[-1] = Demonstration(demo.context_ids, demo.output_ids, tuple(sorted(set(spans))))
+                continue
+        packed.append(demo)
+    return packed
+
+
 def token_batches(demos: Sequence[Demonstration], batch_tokens: int, rng: random.Random) -> list[list[Demonstration]]:
     """Shuffle, then group by length into batches of at most ``batch_tokens`` padded tokens."""
     order = list(demos)
@@ -89,15 +123,17 @@ def token_batches(demos: Sequence[Demonstration], batch_tokens: int, rng: random
 
 
 def sft_loss(model: torch.nn.Module, batch: Sequence[Demonstration], pad_id: int, device: Any = None) -> tuple[torch.Tensor, int]:
-    """Mean NLL over output tokens; context tokens (prompt, memory shown, information) get no loss.
+    """Mean NLL over target tokens (each output, and a packed episode's earlier outputs); context
+    tokens (prompt, memory shown, information) get no loss.
 
-    Scored with :func:`~mempo_agents.trainer.policy.completion_logprobs`, so logits are
-    computed at output positions only.
+    Scored with :func:`~mempo_agents.trainer.policy.target_logprobs`, so logits are computed
+    at target positions only.
     """
-    from mempo_agents.trainer.policy import completion_logprobs
+    from mempo_agents.trainer.policy import target_logprobs
 
-    logp, mask = completion_logprobs(model, [d.context_ids for d in batch], [d.output_ids for d in batch], pad_id=pad_id)
-    n = int(mask.sum())
+    logp = target_logprobs(model, [d.context_ids + d.output_ids for d in batch],
+                           [d.target_positions() for d in batch], pad_id=pad_id)
+    n = logp.numel()
     return -logp.sum() / max(1, n), n
 
 
