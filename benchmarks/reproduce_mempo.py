@@ -694,12 +694,15 @@ def write_results(path: Path, out: Path, table: str, curves: dict[str, list[dict
 
 def jobs_section(record: Path) -> list[str]:
     """The results file's account of ``all`` runs (:func:`run_jobs`): each finished job's command,
-    wall and CPU time, and each run's wall time; nothing when ``all`` did not run here."""
+    wall and CPU time and peak memory (largest resident set of its processes), and each run's wall
+    time; nothing when ``all`` did not run here."""
     if not record.is_file():
         return []
     rows = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]
-    lines = ["", "### `reproduce_mempo.py all` jobs", "", "| job | wall min | CPU-min | command |", "|---|---|---|---|"]
+    lines = ["", "### `reproduce_mempo.py all` jobs", "", "| job | wall min | CPU-min | peak GB | command |",
+             "|---|---|---|---|---|"]
     lines += [f"| {r['job']} | {r['wall_s'] / 60:.1f} | {r['cpu_s'] / 60:.1f} | "
+              f"{r['max_rss_gb'] if 'max_rss_gb' in r else 'n/a'} | "
               f"`python benchmarks/reproduce_mempo.py {' '.join(r['argv'])}` |" for r in rows if r.get("rc") == 0]
     runs = [r for r in rows if r["job"] == "all"]
     lines += ["", *[f"An `all` run with {r['workers']} workers: {r['wall_s'] / 60:.1f} min wall"
@@ -985,7 +988,7 @@ def run_jobs(jobs: Sequence[Job], workers: int, out: Path, script: Path | None =
             proc.returncode = rc = os.waitstatus_to_exitcode(status)
             cpu, wall = usage.ru_utime + usage.ru_stime, time.monotonic() - began
             log_line(record, {"job": job.name, "argv": list(job.argv), "rc": rc, "wall_s": round(wall, 1),
-                              "cpu_s": round(cpu, 1)}, echo=False)
+                              "cpu_s": round(cpu, 1), "max_rss_gb": round(usage.ru_maxrss / 2**20, 2)}, echo=False)
             if rc == 0:
                 done.add(job.name)
             else:
