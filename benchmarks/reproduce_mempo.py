@@ -694,8 +694,9 @@ def write_results(path: Path, out: Path, table: str, curves: dict[str, list[dict
 
 def jobs_section(record: Path) -> list[str]:
     """The results file's account of ``all`` runs (:func:`run_jobs`): each finished job's command,
-    wall and CPU time and peak memory (largest resident set of its processes), and each run's wall
-    time; nothing when ``all`` did not run here."""
+    wall and CPU time and peak memory (largest resident set of its processes; at least the launcher's
+    own, which a forked child starts from), and each run's wall time; nothing when ``all`` did not
+    run here."""
     if not record.is_file():
         return []
     rows = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]

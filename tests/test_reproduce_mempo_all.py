@@ -18,6 +18,7 @@ STAGE = textwrap.dedent("""
     name, seconds, rc, trace = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     start = time.time()
     sum(i * i for i in range(200000))  # some CPU time to account
+    held = b"x" * (600 * 2**20) if name == "a" else b""  # job a holds 600 MB (written, so resident)
     time.sleep(seconds)
     with open(trace, "a") as f:
         f.write(json.dumps({"job": name, "start": start, "end": time.time()}) + "\\n")
@@ -43,6 +44,9 @@ def test_jobs_run_in_parallel_after_their_dependencies_and_a_rerun_skips_finishe
     rows = [json.loads(line) for line in (tmp_path / "out" / "jobs.jsonl").read_text().splitlines()]
     assert [r["rc"] for r in rows if r["job"] != "all"] == [0, 0, 0, 0]
     assert all(r["cpu_s"] > 0 and r["wall_s"] >= 0.1 for r in rows if r["job"] != "all")
+    peak = {r["job"]: r["max_rss_gb"] for r in rows if r["job"] != "all"}
+    # (a forked child starts as large as this test process, so the others are not near 0)
+    assert peak["a"] >= 0.59 and max(peak["b"], peak["c"], peak["d"]) < peak["a"] - 0.3, peak
     assert rows[-1]["job"] == "all" and rows[-1]["workers"] == 2 and rows[-1]["failed"] == []
     assert (tmp_path / "out" / "logs" / "a.log").is_file()
 
@@ -147,11 +151,14 @@ def test_the_results_file_accounts_for_the_jobs(tmp_path: Path) -> None:
     repro = load_script()
     record = tmp_path / "jobs.jsonl"
     record.write_text("\n".join(json.dumps(r) for r in [
-        {"job": "sft-self", "argv": ["sft", "--memory", "self"], "rc": 0, "wall_s": 600.0, "cpu_s": 590.0},
+        {"job": "sft-self", "argv": ["sft", "--memory", "self"], "rc": 0, "wall_s": 600.0, "cpu_s": 590.0,
+         "max_rss_gb": 3.25},
+        {"job": "sft-old", "argv": ["sft", "--memory", "self"], "rc": 0, "wall_s": 60.0, "cpu_s": 59.0},
         {"job": "sft-full", "argv": ["sft", "--memory", "full"], "rc": 1, "wall_s": 6.0, "cpu_s": 5.0},
         {"job": "all", "workers": 2, "wall_s": 3000.0, "failed": ["sft-full"]}]) + "\n")
     text = "\n".join(repro.jobs_section(record))
-    assert "| sft-self | 10.0 | 9.8 | `python benchmarks/reproduce_mempo.py sft --memory self` |" in text
+    assert "| sft-self | 10.0 | 9.8 | 3.25 | `python benchmarks/reproduce_mempo.py sft --memory self` |" in text
+    assert "| sft-old | 1.0 | 1.0 | n/a |" in text  # a record from before peak memory was kept
     assert "| sft-full |" not in text
     assert "An `all` run with 2 workers: 50.0 min wall, not finished: sft-full." in text
     assert repro.jobs_section(tmp_path / "none.jsonl") == []
