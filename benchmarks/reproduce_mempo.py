@@ -119,15 +119,14 @@ SFT_LR = 1.5e-3  # LoRA r=32 at 1.5e-3 matched full fine-tuning at 3e-4 per step
 SECOND_ROUND_LR = 1e-3  # the second SFT round continues the first (another data order, --seed 1)
 
 
-# The shipped adapters' formats (README, items 4-8) in one round from the base model: digit-walk decisions,
-# n/k entry labels, 1,000 comparison and 1,000 transition drills; RL with the format penalty that cut loops
-# (an unanswered episode scores -0.5). With 4,000 of each drill and transition turns 4 times, 400 steps from
-# the base model scored EM 0.10 at k=1 (20 tasks; 16 loops, entries past the last question): the drills
-# crowded out the demonstrations. With these, `all --preset hour --jobs 2` took 81.8 min here and its MemPO agent
-# scored EM 0.00 at k=1 and k=2 (every episode loops; benchmarks/results/mempo_smollm2_hour.md): one round is
-# 0.08 of an epoch, and the shipped agent needed six.
-HOUR_OPTIONS = (("decision_reason", "digits"), ("numbering", "n/k"), ("comparison_drills", 1000),
-                ("transition_drills", 1000))
+# `--preset hour`: one SFT round per memory mode from the base model in the first rounds' formats (plain
+# entries, no drills); the counterpart's episodes packed (`--pack`, 5.2x less CPU for the same loss), with 140
+# steps of whole episodes (0.42 of an epoch) against the MemPO agent's 600 steps of single turns (0.3). Measured
+# from the base model with 650 steps: the plain format scored EM 0.75 at k=1 and 0.325 at k=2 (20 tasks each);
+# the shipped formats (digit walk, n/k labels) 0.40 and 0.38, and with 1,000 comparison and transition drills
+# and 400 steps 0.00 (every episode looped: benchmarks/results/mempo_smollm2_hour.md, first table): the shipped
+# formats need the later rounds.
+HOUR_ROUNDS = {"self": (Round(600, SFT_LR, 0),), "full": (Round(140, SFT_LR, 0, (("pack", True),)),)}
 # The rounds behind the shipped adapters, as their COMMAND.txt records them (tests/test_reproduce_mempo_all.py
 # checks the two agree): two plain rounds, the digit walk, n/k labels, transition drills, transition turns 4 times.
 _DIGITS, _NK = ("decision_reason", "digits"), ("numbering", "n/k")
@@ -154,10 +153,9 @@ PRESETS = {
                    rl_steps=4, group_size=4, tasks_per_step=2, eval_per_k={1: 100, 2: 100, 4: 50, 8: 50},
                    rounds={m: (Round(350, SFT_LR, 0), Round(400, SECOND_ROUND_LR, 1)) for m in ("self", "full")}),
     # `all --preset hour --jobs 2`: the issue's 60-minute budget (both SFTs, GRPO, MemPO, a small evaluation)
-    "hour": Preset(train_worlds=12, tasks_per_k={1: 16, 2: 8, 4: 4, 8: 2}, sft_steps=400, sft_batch_tokens=512,
+    "hour": Preset(train_worlds=12, tasks_per_k={1: 16, 2: 8, 4: 4, 8: 2}, sft_steps=600, sft_batch_tokens=512,
                    rl_steps=4, group_size=4, tasks_per_step=2, eval_per_k={1: 20, 2: 20, 4: 0, 8: 0},
-                   rounds={m: (Round(400, 1.5e-3, 0, HOUR_OPTIONS),) for m in ("self", "full")},
-                   recipe=(("format_penalty", 0.5),)),
+                   rounds=HOUR_ROUNDS, recipe=(("format_penalty", 0.5),)),
     # `all --preset shipped --jobs 2`: the shipped adapters' rounds, then RL from round 9 as measured; from the
     # rounds' recorded CPU times ~7 CPU-hours of training and ~6 of evaluation (not re-run end to end)
     "shipped": Preset(train_worlds=12, tasks_per_k={1: 16, 2: 8, 4: 4, 8: 2}, sft_steps=350, sft_batch_tokens=512,

@@ -73,7 +73,7 @@ def test_a_failed_job_skips_the_jobs_after_it_and_the_others_finish(tmp_path: Pa
         repro.run_jobs([repro.Job("x", ("x",), ("missing",))], 1, tmp_path / "out", script=script)
 
 
-def test_the_hour_preset_is_the_shipped_recipe_in_one_round_with_equal_rl_budgets() -> None:
+def test_the_hour_preset_is_one_round_per_memory_mode_with_equal_rl_budgets() -> None:
     repro = load_script()
     parser = repro.build_parser()
     argv = ["all", "--preset", "hour", "--out", "runs/h", "--jobs", "2"]
@@ -81,11 +81,12 @@ def test_the_hour_preset_is_the_shipped_recipe_in_one_round_with_equal_rl_budget
     by_name = {job.name: job for job in jobs}
     assert [job.name for job in jobs[:2]] == ["sft-full", "sft-self"]  # the longest chain first
     parsed = {job.name: parser.parse_args(job.argv) for job in jobs}  # every job is a valid command of the script
-    for memory in ("self", "full"):
+    for memory, steps in (("self", 600), ("full", 140)):
         sft = parsed[f"sft-{memory}"]
-        assert (sft.stage, sft.memory, sft.init, sft.sft_steps, sft.sft_lr) == ("sft", memory, "", 400, 1.5e-3)
+        assert (sft.stage, sft.memory, sft.init, sft.sft_steps, sft.sft_lr) == ("sft", memory, "", steps, 1.5e-3)
         assert (sft.decision_reason, sft.numbering, sft.comparison_drills, sft.transition_drills,
-                sft.transition_repeats) == ("digits", "n/k", 1000, 1000, 1)
+                sft.transition_repeats) == ("none", "n", 0, 0, 1)
+        assert sft.pack == (memory == "full")  # whole full-context episodes; self-memory turns do not pack
     grpo, mempo = parsed["grpo-fp0.5"], parsed["mempo-apply-fp0.5"]
     for rl, algo in ((grpo, "grpo"), (mempo, "mempo")):
         assert (rl.stage, rl.rl_stage, rl.init, rl.format_penalty, rl.resume) == (
@@ -101,7 +102,7 @@ def test_the_hour_preset_is_the_shipped_recipe_in_one_round_with_equal_rl_budget
     argv = ["all", "--preset", "hour", "--comparison-drills", "100", "--format-penalty", "0"]  # 0: the default
     jobs = repro.recipe_jobs(parser.parse_args(argv), repro.PRESETS["hour"], repro.given_options(argv))
     assert parser.parse_args(jobs[1].argv).comparison_drills == 100
-    assert parser.parse_args(jobs[1].argv).numbering == "n/k"
+    assert parser.parse_args(jobs[0].argv).pack and not parser.parse_args(jobs[1].argv).pack
     assert "grpo" in {job.name for job in jobs}
     assert repro.given_options(["all", "--preset", "hour", "--check-digits"]) == {"stage", "preset", "decision_reason"}
 
