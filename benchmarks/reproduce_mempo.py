@@ -123,9 +123,9 @@ SECOND_ROUND_LR = 1e-3  # the second SFT round continues the first (another data
 # entries, no drills); the counterpart's episodes packed (`--pack`, 5.2x less CPU for the same loss), with 140
 # steps of whole episodes (0.42 of an epoch) against the MemPO agent's 600 steps of single turns (0.3). Measured
 # from the base model with 650 steps: the plain format scored EM 0.75 at k=1 and 0.325 at k=2 (20 tasks each);
-# the shipped formats (digit walk, n/k labels) 0.40 and 0.38, and with 1,000 comparison and transition drills
-# and 400 steps 0.00 (every episode looped: benchmarks/results/mempo_smollm2_hour.md, first table): the shipped
-# formats need the later rounds.
+# the shipped formats (digit walk, n/k labels) 0.40 and 0.275, and with 1,000 comparison and transition drills
+# and 400 steps 0.00 (every episode looped: benchmarks/results/mempo_smollm2_hour.md): the shipped formats
+# need the later rounds.
 HOUR_ROUNDS = {"self": (Round(600, SFT_LR, 0),), "full": (Round(140, SFT_LR, 0, (("pack", True),)),)}
 # The rounds behind the shipped adapters, as their COMMAND.txt records them (tests/test_reproduce_mempo_all.py
 # checks the two agree): two plain rounds, the digit walk, n/k labels, transition drills, transition turns 4 times.
