@@ -857,10 +857,13 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
 # ----------------------------------------------------------------------------------- all
 @dataclass(frozen=True)
 class Job:
-    """One stage of the recipe: this script's arguments, and the jobs that must finish first."""
+    """One stage of the recipe: this script's arguments, and the jobs that must finish first. A
+    ``heavy`` job (RL: ~15 GB resident here) never runs beside another heavy one: two RL runs at
+    once were killed by the kernel's out-of-memory killer on this 24 GB machine."""
     name: str
     argv: tuple[str, ...]
     after: tuple[str, ...] = ()
+    heavy: bool = False
 
 
 SFT_OPTIONS = ("decision_reason", "numbering", "comparison_drills", "transition_drills", "transition_repeats",
@@ -926,7 +929,7 @@ def recipe_jobs(args: argparse.Namespace, preset: Preset, given: set[str] = froz
         steps = ["--rl-steps", str(args.rl_steps)] if args.rl_steps else []
         jobs.append(Job(name, ("rl", "--algo", algo, "--name", name, "--init", str(out / "sft-self" / "adapter"),
                                "--seed", str(settings["seed"]), "--resume", *steps,
-                               *option_argv(settings, RL_OPTIONS), *common), after=("sft-self",)))
+                               *option_argv(settings, RL_OPTIONS), *common), after=("sft-self",), heavy=True))
         trained_by[name] = name
     ks = ",".join(str(k) for k, n in preset.eval_per_k.items() if n)
     evals = []
@@ -940,7 +943,8 @@ def recipe_jobs(args: argparse.Namespace, preset: Preset, given: set[str] = froz
 
 def run_jobs(jobs: Sequence[Job], workers: int, out: Path, script: Path | None = None) -> None:
     """Run ``jobs`` (stages of ``script``, this file by default) as up to ``workers`` processes at
-    once, each as soon as its ``after`` jobs have finished, in list order. A job that an earlier run
+    once, each as soon as its ``after`` jobs have finished (and no other ``heavy`` job runs, if it is
+    heavy), in list order. A job that an earlier run
     finished with the same arguments (``OUT/jobs.jsonl``) is skipped, so a stopped run continues
     where it stopped; a failed job skips the jobs after it and the rest go on. Each job writes
     ``OUT/logs/NAME.log``; its wall and CPU time (the process and its children) go to jobs.jsonl."""
@@ -968,7 +972,8 @@ def run_jobs(jobs: Sequence[Job], workers: int, out: Path, script: Path | None =
                 pending.remove(job)
                 done.add(job.name)
                 print(f"done  {job.name} (an earlier run)", flush=True)
-            elif len(running) < workers and all(a in done for a in job.after):
+            elif (len(running) < workers and all(a in done for a in job.after)
+                  and not (job.heavy and any(other.heavy for other, *_ in running.values()))):
                 pending.remove(job)
                 log = (logs / f"{job.name}.log").open("w", encoding="utf-8")
                 proc = subprocess.Popen([sys.executable, str(script), *job.argv], stdout=log,
@@ -991,7 +996,8 @@ def run_jobs(jobs: Sequence[Job], workers: int, out: Path, script: Path | None =
             if rc == 0:
                 done.add(job.name)
             else:
-                failed[job.name] = f"exit {rc}, see {logs / (job.name + '.log')}"
+                killed = " (signal 9: most likely the out-of-memory killer)" if rc == -9 else ""
+                failed[job.name] = f"exit {rc}{killed}, see {logs / (job.name + '.log')}"
             print(f"{'done ' if rc == 0 else 'FAIL '} {job.name}: {wall / 60:.1f} min wall, {cpu / 60:.1f} CPU-min"
                   + ("" if rc == 0 else f" ({failed[job.name]})"), flush=True)
     wall = time.monotonic() - started

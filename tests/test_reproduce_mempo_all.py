@@ -56,6 +56,20 @@ def test_jobs_run_in_parallel_after_their_dependencies_and_a_rerun_skips_finishe
     assert set(trace_of(trace)) == {"d"}
 
 
+def test_two_heavy_jobs_never_run_at_once_and_a_light_one_runs_beside_them(tmp_path: Path) -> None:
+    repro = load_script()
+    script, trace = tmp_path / "stage.py", tmp_path / "trace.jsonl"
+    script.write_text(STAGE)
+    job = lambda name, heavy: repro.Job(name, (name, "0.5", "0", str(trace)), heavy=heavy)  # noqa: E731
+    repro.run_jobs([job("rl-1", True), job("rl-2", True), job("eval", False)], 2, tmp_path / "out", script=script)
+    ran = trace_of(trace)
+    assert ran["rl-2"]["start"] >= ran["rl-1"]["end"]  # the second heavy job waited, with a worker free
+    assert ran["eval"]["start"] < ran["rl-1"]["end"]  # the light job took that worker
+    argv = ["all", "--preset", "hour", "--out", "runs/h"]
+    jobs = repro.recipe_jobs(repro.build_parser().parse_args(argv), repro.PRESETS["hour"], repro.given_options(argv))
+    assert {j.name for j in jobs if j.heavy} == {"grpo-fp0.5", "mempo-apply-fp0.5"}  # the RL runs
+
+
 def test_a_failed_job_skips_the_jobs_after_it_and_the_others_finish(tmp_path: Path) -> None:
     repro = load_script()
     script, trace = tmp_path / "stage.py", tmp_path / "trace.jsonl"
