@@ -692,9 +692,8 @@ def write_results(path: Path, out: Path, table: str, curves: dict[str, list[dict
 
 def jobs_section(record: Path) -> list[str]:
     """The results file's account of ``all`` runs (:func:`run_jobs`): each finished job's command,
-    wall and CPU time and peak memory (largest resident set of its processes; at least the launcher's
-    own, which a forked child starts from), and each run's wall time; nothing when ``all`` did not
-    run here."""
+    wall and CPU time and peak memory (:func:`resident_peak_gb`, read every 0.2 s while it runs), and
+    each run's wall time; nothing when ``all`` did not run here."""
     if not record.is_file():
         return []
     rows = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]
@@ -941,6 +940,18 @@ def recipe_jobs(args: argparse.Namespace, preset: Preset, given: set[str] = froz
     return jobs + evals
 
 
+def resident_peak_gb(pid: int) -> float:
+    """The largest resident set of process ``pid`` since it started its program (``VmHWM`` in
+    ``/proc/PID/status``; 0.0 where that cannot be read). Unlike ``ru_maxrss`` it does not count the
+    launcher's memory that a forked child starts with."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
+    except OSError:
+        return 0.0
+    found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
+    return int(found.group(1)) / 2**20 if found else 0.0
+
+
 def run_jobs(jobs: Sequence[Job], workers: int, out: Path, script: Path | None = None) -> None:
     """Run ``jobs`` (stages of ``script``, this file by default) as up to ``workers`` processes at
     once, each as soon as its ``after`` jobs have finished (and no other ``heavy`` job runs, if it is
@@ -960,6 +971,7 @@ def run_jobs(jobs: Sequence[Job], workers: int, out: Path, script: Path | None =
     if unknown or len(names) < len(jobs):
         raise ValueError(f"jobs wait for jobs not in the list ({', '.join(unknown)}) or repeat a name")
     pending, running, done, failed = list(jobs), {}, set(), {}
+    peak: dict[int, float] = {}  # pid -> the largest resident set seen (GB)
     started = time.monotonic()
     while pending or running:
         for job in list(pending):
@@ -984,6 +996,7 @@ def run_jobs(jobs: Sequence[Job], workers: int, out: Path, script: Path | None =
             continue
         time.sleep(0.2)
         for pid in list(running):
+            peak[pid] = max(peak.get(pid, 0.0), resident_peak_gb(pid))
             reaped, status, usage = os.wait4(pid, os.WNOHANG)
             if not reaped:
                 continue
@@ -992,7 +1005,7 @@ def run_jobs(jobs: Sequence[Job], workers: int, out: Path, script: Path | None =
             proc.returncode = rc = os.waitstatus_to_exitcode(status)
             cpu, wall = usage.ru_utime + usage.ru_stime, time.monotonic() - began
             log_line(record, {"job": job.name, "argv": list(job.argv), "rc": rc, "wall_s": round(wall, 1),
-                              "cpu_s": round(cpu, 1), "max_rss_gb": round(usage.ru_maxrss / 2**20, 2)}, echo=False)
+                              "cpu_s": round(cpu, 1), "max_rss_gb": round(peak.pop(pid), 2)}, echo=False)
             if rc == 0:
                 done.add(job.name)
             else:

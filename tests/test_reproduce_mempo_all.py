@@ -45,8 +45,7 @@ def test_jobs_run_in_parallel_after_their_dependencies_and_a_rerun_skips_finishe
     assert [r["rc"] for r in rows if r["job"] != "all"] == [0, 0, 0, 0]
     assert all(r["cpu_s"] > 0 and r["wall_s"] >= 0.1 for r in rows if r["job"] != "all")
     peak = {r["job"]: r["max_rss_gb"] for r in rows if r["job"] != "all"}
-    # (a forked child starts as large as this test process, so the others are not near 0)
-    assert peak["a"] >= 0.59 and max(peak["b"], peak["c"], peak["d"]) < peak["a"] - 0.3, peak
+    assert peak["a"] >= 0.59 and max(peak["b"], peak["c"], peak["d"]) < 0.2, peak  # not this process's size
     assert rows[-1]["job"] == "all" and rows[-1]["workers"] == 2 and rows[-1]["failed"] == []
     assert (tmp_path / "out" / "logs" / "a.log").is_file()
 
