@@ -164,6 +164,10 @@ PRESETS = {
                       recipe=(("format_penalty", 0.5), ("rl_max_new_tokens", 192), ("seed", 8))),
 }
 LORA_RANK = 32  # 19.5 MB in bf16 over all projections of the 135M model
+# RL forward passes of at most 1,024 tokens: one GRPO update from the hour preset's SFT adapter peaked at 5.3 GB
+# resident and 143 CPU-s, against 8.4 GB / 169 s at 2,048 and ~15 GB / 184 s at 4,096 (the earlier default, with
+# which GRPO beside MemPO was OOM-killed), with the same gradient (grad norm 0.0848138 in all three)
+RL_MINIBATCH_TOKENS = 1024
 MISTAKE_RATE = 0.1
 MEMORY_STYLE = "relations"  # the oracle's memory entries keep the relations still to follow
 EVAL_MAX_NEW_TOKENS = 128  # per turn; --open-all demonstrations need ~150 at k=8 (pass --max-new-tokens 192)
@@ -372,7 +376,8 @@ def repeat_key_turns(demos: list[Any], tokenizer: Any, repeats: int, transition_
 RL_SCHEDULE = [[0, [1, 2]], [2, [1, 2, 4]], [6, [1, 2, 4, 8]]]  # curriculum over k (first step, ks)
 
 
-def rl_config(stage: str, init: Path, preset: Preset, seed: int, flat_groups: str, minibatch_tokens: int = 4096,
+def rl_config(stage: str, init: Path, preset: Preset, seed: int, flat_groups: str,
+              minibatch_tokens: int = RL_MINIBATCH_TOKENS,
               memory_scale: str = "std", format_penalty: float = 0.0, precision: str = "fp32",
               max_new_tokens: int = 96) -> Any:
     """The RL settings. Paper-faithful: EM reward with format validity (an invalid or unanswered
@@ -857,8 +862,9 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
 @dataclass(frozen=True)
 class Job:
     """One stage of the recipe: this script's arguments, and the jobs that must finish first. A
-    ``heavy`` job (RL: ~15 GB resident here) never runs beside another heavy one: two RL runs at
-    once were killed by the kernel's out-of-memory killer on this 24 GB machine."""
+    ``heavy`` job (RL) never runs beside another heavy one: two RL runs with 4,096-token minibatches
+    (~15 GB resident each) were killed by the out-of-memory killer on this 24 GB machine; at the
+    default 1,024 one needs ~5 GB, and a run with larger minibatches or longer episodes is still safe."""
     name: str
     argv: tuple[str, ...]
     after: tuple[str, ...] = ()
@@ -1076,7 +1082,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--key-turn-repeats", type=int, default=1,
                         help="sft: repeat each first turn and comparison decision this many times in the demonstrations")
     parser.add_argument("--sft-lr", type=float, default=0.0, help="sft: peak learning rate (default 6e-4)")
-    parser.add_argument("--minibatch-tokens", type=int, default=4096,
+    parser.add_argument("--minibatch-tokens", type=int, default=RL_MINIBATCH_TOKENS,
                         help="rl: tokens per forward pass (memory only: gradients are accumulated over the batch)")
     parser.add_argument("--results", default="", help="table: also write the results Markdown file here")
     parser.add_argument("--comparison-drills", type=int, default=0,
