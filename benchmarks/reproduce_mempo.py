@@ -1081,7 +1081,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="sft: demonstration turns that open the next question or answer, this many times")
     parser.add_argument("--key-turn-repeats", type=int, default=1,
                         help="sft: repeat each first turn and comparison decision this many times in the demonstrations")
-    parser.add_argument("--sft-lr", type=float, default=0.0, help="sft: peak learning rate (default 6e-4)")
+    parser.add_argument("--sft-lr", type=float, default=0.0, help="sft: peak learning rate (default SFT_LR, 1.5e-3)")
     parser.add_argument("--minibatch-tokens", type=int, default=RL_MINIBATCH_TOKENS,
                         help="rl: tokens per forward pass (memory only: gradients are accumulated over the batch)")
     parser.add_argument("--results", default="", help="table: also write the results Markdown file here")

@@ -46,11 +46,13 @@ def demonstrations(ks: Sequence[int], episodes: int) -> list[Any]:
 
 def one_pass(demos: Sequence[Any]) -> tuple[float, float]:
     """(CPU seconds, summed NLL) of forward + backward over ``demos``, one sequence per step."""
+    from reproduce_mempo import LORA_RANK
+
     from mempo_agents.trainer.policy import add_lora, load_base_model
     from mempo_agents.trainer.sft import sft_loss
 
     torch.manual_seed(0)
-    model = add_lora(load_base_model(), rank=32, alpha=64)
+    model = add_lora(load_base_model(), rank=LORA_RANK, alpha=2 * LORA_RANK)  # as the recipe
     model.train()
     sft_loss(model, demos[:1], pad_id=0)[0].backward()  # warm-up
     model.zero_grad()
