@@ -16,15 +16,7 @@ import time
 
 import torch
 
-
-def cpu_flags() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
-    except OSError:
-        return "unknown"
-    wanted = [f for f in flags if f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni")]
-    return " ".join(wanted) or "none of avx2/avx512/amx"
+from mempo_agents.hardware import describe_cpu
 
 
 def sft_step_seconds(precision: str, steps: int, batch: int, length: int) -> float:
@@ -73,7 +65,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), CPU flags: {cpu_flags()}")
+    print(f"torch {torch.__version__}, {args.threads} thread(s), CPU: {describe_cpu()}")
     batch, length, new = 2, 320, 40
     sft = {p: sft_step_seconds(p, args.steps, batch, length) for p in ("fp32", "bf16")}
     gen = {p: generation_seconds(p, 8, 250, new) for p in ("fp32", "bf16")}

@@ -177,6 +177,18 @@ INSTRUCTIONS_OF = {"self": "mempo", "full": "react"}  # as MemPOAgent / FullCont
 PRECISIONS = {"fp32": ("no", "float32"), "bf16": ("bf16", "bfloat16")}  # --precision -> (autocast, backend dtype)
 
 
+def resolve_precision(name: str) -> str:
+    """``--precision``: ``auto`` is bf16 on a CPU with bf16 units (AVX512-BF16 / AMX), where a LoRA SFT step
+    took 0.58x the CPU time of fp32 (AMD EPYC, benchmarks/results/cpu_precision.md), else fp32 (3.25x faster
+    than bf16 on an Intel Xeon without them); a named precision is kept. ``all`` passes the resolved value to
+    its jobs, so their commands say which precision ran."""
+    if name != "auto":
+        return name
+    from mempo_agents.hardware import has_bf16_units
+
+    return "bf16" if has_bf16_units() else "fp32"
+
+
 def env_id(k: int) -> str:
     return "MemPO-SynthWiki-v0" if k == 1 else f"MemPO-SynthWiki-{k}obj-v0"
 
@@ -708,7 +720,8 @@ def jobs_section(record: Path) -> list[str]:
               f"{r['max_rss_gb'] if 'max_rss_gb' in r else 'n/a'} | "
               f"`python benchmarks/reproduce_mempo.py {' '.join(r['argv'])}` |" for r in rows if r.get("rc") == 0]
     runs = [r for r in rows if r["job"] == "all"]
-    lines += ["", *[f"An `all` run with {r['workers']} workers: {r['wall_s'] / 60:.1f} min wall"
+    lines += ["", *[f"An `all` run with {r['workers']} workers" + (f" on {r['cpu']}" if r.get("cpu") else "")
+                    + f": {r['wall_s'] / 60:.1f} min wall"
                     + (f", not finished: {', '.join(r['failed'])}." if r["failed"] else ".") for r in runs]]
     return lines
 
@@ -1020,7 +1033,10 @@ def run_jobs(jobs: Sequence[Job], workers: int, out: Path, script: Path | None =
             print(f"{'done ' if rc == 0 else 'FAIL '} {job.name}: {wall / 60:.1f} min wall, {cpu / 60:.1f} CPU-min"
                   + ("" if rc == 0 else f" ({failed[job.name]})"), flush=True)
     wall = time.monotonic() - started
-    log_line(record, {"job": "all", "workers": workers, "wall_s": round(wall, 1), "failed": sorted(failed)}, echo=False)
+    from mempo_agents.hardware import describe_cpu
+
+    log_line(record, {"job": "all", "workers": workers, "wall_s": round(wall, 1), "failed": sorted(failed),
+                      "cpu": describe_cpu()}, echo=False)
     print(f"all: {wall / 60:.1f} min wall, {len(jobs) - len(failed)} of {len(jobs)} jobs done", flush=True)
     if failed:
         raise SystemExit(f"error: {len(failed)} of {len(jobs)} jobs did not finish: "
@@ -1087,9 +1103,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--results", default="", help="table: also write the results Markdown file here")
     parser.add_argument("--comparison-drills", type=int, default=0,
                         help="sft: add N comparison drills (agents/trainer/drills.py) to the demonstrations")
-    parser.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32",
+    parser.add_argument("--precision", choices=["auto", *sorted(PRECISIONS)], default="fp32",
                         help="sft / rl: fp32 or bf16 autocast; eval: the backend dtype (fp32 is faster on CPUs without "
-                        "bf16 units)")
+                        "bf16 units); auto: bf16 where the CPU has them, else fp32")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=1,
                         help="all: stages run at once as separate processes (2 on a 2-core CPU, with --threads 1)")
@@ -1097,11 +1113,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line, checked, with ``--precision auto`` resolved for this CPU."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.precision = resolve_precision(args.precision)
     if args.transition_drills and args.numbering != "n/k":
         parser.error("--transition-drills needs --numbering n/k: the drills decide by an entry's n/k label")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
     torch.set_num_threads(args.threads)
     preset = PRESETS[args.preset]
     if args.stage == "sft":

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from mempo_agents.hardware import describe_cpu
 from tests.test_reproduce_mempo_table import load_script
 
 pytest.importorskip("torch")
@@ -47,6 +48,7 @@ def test_jobs_run_in_parallel_after_their_dependencies_and_a_rerun_skips_finishe
     peak = {r["job"]: r["max_rss_gb"] for r in rows if r["job"] != "all"}
     assert peak["a"] >= 0.59 and max(peak["b"], peak["c"], peak["d"]) < 0.2, peak  # not this process's size
     assert rows[-1]["job"] == "all" and rows[-1]["workers"] == 2 and rows[-1]["failed"] == []
+    assert rows[-1]["cpu"] == describe_cpu()  # the host, for the wall times
     assert (tmp_path / "out" / "logs" / "a.log").is_file()
 
     trace.unlink()  # a second run: the same jobs are done; a job with other arguments runs again
@@ -169,10 +171,12 @@ def test_the_results_file_accounts_for_the_jobs(tmp_path: Path) -> None:
          "max_rss_gb": 3.25},
         {"job": "sft-old", "argv": ["sft", "--memory", "self"], "rc": 0, "wall_s": 60.0, "cpu_s": 59.0},
         {"job": "sft-full", "argv": ["sft", "--memory", "full"], "rc": 1, "wall_s": 6.0, "cpu_s": 5.0},
-        {"job": "all", "workers": 2, "wall_s": 3000.0, "failed": ["sft-full"]}]) + "\n")
+        {"job": "all", "workers": 2, "wall_s": 3000.0, "failed": ["sft-full"]},  # a record from before hosts were
+        {"job": "all", "workers": 2, "wall_s": 600.0, "failed": [], "cpu": "AMD EPYC, 2 cores, avx2"}]) + "\n")
     text = "\n".join(repro.jobs_section(record))
     assert "| sft-self | 10.0 | 9.8 | 3.25 | `python benchmarks/reproduce_mempo.py sft --memory self` |" in text
     assert "| sft-old | 1.0 | 1.0 | n/a |" in text  # a record from before peak memory was kept
     assert "| sft-full |" not in text
     assert "An `all` run with 2 workers: 50.0 min wall, not finished: sft-full." in text
+    assert "An `all` run with 2 workers on AMD EPYC, 2 cores, avx2: 10.0 min wall." in text
     assert repro.jobs_section(tmp_path / "none.jsonl") == []

@@ -225,6 +225,17 @@ def test_adapter_settings_record_the_training_precision_and_fp32_is_the_default(
     assert repro.rl_config("grpo", Path("x"), repro.PRESETS["smoke"], 0, "apply", precision="bf16").mixed_precision == "bf16"
 
 
+def test_auto_precision_is_bf16_only_on_a_cpu_with_bf16_units_and_a_named_one_is_kept() -> None:
+    from mempo_agents.hardware import has_bf16_units
+
+    repro = load_script()
+    assert repro.resolve_precision("auto") == ("bf16" if has_bf16_units() else "fp32")
+    assert repro.resolve_precision("fp32") == "fp32" and repro.resolve_precision("bf16") == "bf16"
+    args = repro.parse_args(["all", "--precision", "auto", "--out", "o"])
+    jobs = repro.recipe_jobs(args, repro.PRESETS["smoke"])
+    assert all(job.argv[job.argv.index("--precision") + 1] in ("fp32", "bf16") for job in jobs)  # never "auto"
+
+
 def test_worlds_of_rebuilds_each_train_world_once_with_every_task_entity() -> None:
     repro = load_script()
     envs = [repro.make_env(k, "train", 1, 3, "self") for k in (1, 2)]
