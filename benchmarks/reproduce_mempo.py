@@ -875,9 +875,10 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
 @dataclass(frozen=True)
 class Job:
     """One stage of the recipe: this script's arguments, and the jobs that must finish first. A
-    ``heavy`` job (RL) never runs beside another heavy one: two RL runs with 4,096-token minibatches
-    (~15 GB resident each) were killed by the out-of-memory killer on this 24 GB machine; at the
-    default 1,024 one needs ~5 GB, and a run with larger minibatches or longer episodes is still safe."""
+    ``heavy`` job never runs beside another heavy one: RL with minibatches larger than the default
+    (two runs with 4,096-token minibatches, ~15 GB resident each, were killed by the out-of-memory
+    killer on this 24 GB machine). At the default 1,024 GRPO and MemPO peaked at 5.1 and 5.5 GB in
+    ``all --preset hour`` and run side by side."""
     name: str
     argv: tuple[str, ...]
     after: tuple[str, ...] = ()
@@ -947,7 +948,8 @@ def recipe_jobs(args: argparse.Namespace, preset: Preset, given: set[str] = froz
         steps = ["--rl-steps", str(args.rl_steps)] if args.rl_steps else []
         jobs.append(Job(name, ("rl", "--algo", algo, "--name", name, "--init", str(out / "sft-self" / "adapter"),
                                "--seed", str(settings["seed"]), "--resume", *steps,
-                               *option_argv(settings, RL_OPTIONS), *common), after=("sft-self",), heavy=True))
+                               *option_argv(settings, RL_OPTIONS), *common), after=("sft-self",),
+                        heavy=settings["minibatch_tokens"] > RL_MINIBATCH_TOKENS))
         trained_by[name] = name
     ks = ",".join(str(k) for k, n in preset.eval_per_k.items() if n)
     evals = []

@@ -68,7 +68,10 @@ def test_two_heavy_jobs_never_run_at_once_and_a_light_one_runs_beside_them(tmp_p
     assert ran["eval"]["start"] < ran["rl-1"]["end"]  # the light job took that worker
     argv = ["all", "--preset", "hour", "--out", "runs/h"]
     jobs = repro.recipe_jobs(repro.build_parser().parse_args(argv), repro.PRESETS["hour"], repro.given_options(argv))
-    assert {j.name for j in jobs if j.heavy} == {"grpo-fp0.5", "mempo-apply-fp0.5"}  # the RL runs
+    assert not any(j.heavy for j in jobs)  # RL at the default 1,024-token minibatches (~5.5 GB) runs side by side
+    argv += ["--minibatch-tokens", "4096"]
+    jobs = repro.recipe_jobs(repro.build_parser().parse_args(argv), repro.PRESETS["hour"], repro.given_options(argv))
+    assert {j.name for j in jobs if j.heavy} == {"grpo-fp0.5", "mempo-apply-fp0.5"}  # larger ones: one at a time
 
 
 def test_a_failed_job_skips_the_jobs_after_it_and_the_others_finish(tmp_path: Path) -> None:
