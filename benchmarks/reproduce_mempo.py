@@ -20,14 +20,15 @@ Stages (each writes a folder under ``--out``):
 * ``decisions`` — teacher-forced comparison decisions of each model on the oracle's decision
   turns of the test world (:mod:`mempo_agents.trainer.drills`).
 
-``--precision fp32`` (default) or ``bf16`` sets SFT / RL autocast and the evaluation dtype; on
-a CPU without bf16 units fp32 is 3.2x faster per SFT step (``benchmarks/cpu_precision.py``).
+``--precision`` sets SFT / RL autocast and the evaluation dtype: ``auto`` (default) is bf16 on a CPU
+with bf16 units and fp32 elsewhere (on an Intel Xeon without them fp32 was 3.2x faster per SFT step,
+on an AMD EPYC with them bf16 1.7x faster: ``benchmarks/cpu_precision.py``); ``fp32`` / ``bf16`` force one.
 
 Usage: the whole recipe in one command (``all`` runs its stages as jobs, ``--jobs`` at a time, and
 writes ``OUT/results.md``; a stopped run continues where it stopped)::
 
     python benchmarks/reproduce_mempo.py all --preset shipped --jobs 2 --out runs/shipped  # the shipped rounds
-    python benchmarks/reproduce_mempo.py all --preset hour --jobs 2 --out runs/hour  # ~57 min here; EM 0.50 at k=1
+    python benchmarks/reproduce_mempo.py all --preset hour --jobs 2 --out runs/hour  # 46 min (bf16, AMD EPYC), ~57 (fp32, Intel)
 
 The rounds behind the shipped adapters, stage by stage (the exact commands and timings land in the
 results file)::
@@ -172,8 +173,9 @@ MISTAKE_RATE = 0.1
 MEMORY_STYLE = "relations"  # the oracle's memory entries keep the relations still to follow
 EVAL_MAX_NEW_TOKENS = 128  # per turn; --open-all demonstrations need ~150 at k=8 (pass --max-new-tokens 192)
 INSTRUCTIONS_OF = {"self": "mempo", "full": "react"}  # as MemPOAgent / FullContextAgent ask for
-# fp32 by default: on this CPU (AVX-512, no AVX512-BF16/AMX) bf16 autocast made a LoRA SFT step 3.2x slower
-# and greedy generation 2.1x slower than fp32 (benchmarks/cpu_precision.py); bf16 is still there for GPUs
+# `--precision auto` (resolve_precision): on an Intel Xeon without AVX512-BF16/AMX bf16 autocast made a LoRA SFT
+# step 3.2x slower and greedy generation 2.1x slower than fp32; on an AMD EPYC with AVX512-BF16 bf16 took 0.58x
+# and 0.78x fp32's CPU time (benchmarks/results/cpu_precision.md), and `all --preset hour` 46.1 min against 66.8
 PRECISIONS = {"fp32": ("no", "float32"), "bf16": ("bf16", "bfloat16")}  # --precision -> (autocast, backend dtype)
 
 
@@ -1105,7 +1107,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--results", default="", help="table: also write the results Markdown file here")
     parser.add_argument("--comparison-drills", type=int, default=0,
                         help="sft: add N comparison drills (agents/trainer/drills.py) to the demonstrations")
-    parser.add_argument("--precision", choices=["auto", *sorted(PRECISIONS)], default="fp32",
+    parser.add_argument("--precision", choices=["auto", *sorted(PRECISIONS)], default="auto",
                         help="sft / rl: fp32 or bf16 autocast; eval: the backend dtype (fp32 is faster on CPUs without "
                         "bf16 units); auto: bf16 where the CPU has them, else fp32")
     parser.add_argument("--threads", type=int, default=1)

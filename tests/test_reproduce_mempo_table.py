@@ -231,6 +231,7 @@ def test_auto_precision_is_bf16_only_on_a_cpu_with_bf16_units_and_a_named_one_is
     repro = load_script()
     assert repro.resolve_precision("auto") == ("bf16" if has_bf16_units() else "fp32")
     assert repro.resolve_precision("fp32") == "fp32" and repro.resolve_precision("bf16") == "bf16"
+    assert repro.build_parser().parse_args(["all"]).precision == "auto"  # the command line's default
     args = repro.parse_args(["all", "--precision", "auto", "--out", "o"])
     jobs = repro.recipe_jobs(args, repro.PRESETS["smoke"])
     assert all(job.argv[job.argv.index("--precision") + 1] in ("fp32", "bf16") for job in jobs)  # never "auto"
