@@ -22,17 +22,12 @@ CPUINFO = Path("/proc/cpuinfo")
 @lru_cache(maxsize=4)
 def _cpuinfo(path: Path = CPUINFO) -> dict[str, str]:
     """The first processor's fields of a ``/proc/cpuinfo`` file (empty where it cannot be read)."""
-    fields: dict[str, str] = {}
     try:
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                if not line.strip():
-                    break
-                key, _, value = line.partition(":")
-                fields[key.strip()] = value.strip()
+        text = path.read_text(encoding="utf-8")
     except OSError:
-        pass
-    return fields
+        return {}
+    first = text.split("\n\n", 1)[0]
+    return {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in first.splitlines())}
 
 
 def cpu_model(cpuinfo: Path = CPUINFO) -> str:

@@ -173,16 +173,15 @@ MISTAKE_RATE = 0.1
 MEMORY_STYLE = "relations"  # the oracle's memory entries keep the relations still to follow
 EVAL_MAX_NEW_TOKENS = 128  # per turn; --open-all demonstrations need ~150 at k=8 (pass --max-new-tokens 192)
 INSTRUCTIONS_OF = {"self": "mempo", "full": "react"}  # as MemPOAgent / FullContextAgent ask for
-# `--precision auto` (resolve_precision): on an Intel Xeon without AVX512-BF16/AMX bf16 autocast made a LoRA SFT
-# step 3.2x slower and greedy generation 2.1x slower than fp32; on an AMD EPYC with AVX512-BF16 bf16 took 0.58x
-# and 0.78x fp32's CPU time (benchmarks/results/cpu_precision.md), and `all --preset hour` 46.1 min against 66.8
+# `--precision auto` picks one of these per CPU (resolve_precision: why, with the measurements)
 PRECISIONS = {"fp32": ("no", "float32"), "bf16": ("bf16", "bfloat16")}  # --precision -> (autocast, backend dtype)
 
 
 def resolve_precision(name: str) -> str:
     """``--precision``: ``auto`` is bf16 on a CPU with bf16 units (AVX512-BF16 / AMX), where a LoRA SFT step
     took 0.58x the CPU time of fp32 (AMD EPYC, benchmarks/results/cpu_precision.md), else fp32 (3.25x faster
-    than bf16 on an Intel Xeon without them); a named precision is kept. ``all`` passes the resolved value to
+    than bf16 on an Intel Xeon without them; `all --preset hour` took 46.1 min in bf16 against 66.8 in fp32 on
+    the AMD host); a named precision is kept. ``all`` passes the resolved value to
     its jobs, so their commands say which precision ran."""
     if name != "auto":
         return name
