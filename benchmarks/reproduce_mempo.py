@@ -157,9 +157,10 @@ PRESETS = {
     "hour": Preset(train_worlds=12, tasks_per_k={1: 16, 2: 8, 4: 4, 8: 2}, sft_steps=600, sft_batch_tokens=512,
                    rl_steps=4, group_size=4, tasks_per_step=2, eval_per_k={1: 20, 2: 20, 4: 0, 8: 0},
                    rounds=HOUR_ROUNDS, recipe=(("format_penalty", 0.5),)),
-    # `all --preset shipped --jobs 2`: the shipped adapters' rounds, then RL from round 9 as measured; from the
-    # rounds' recorded CPU times ~7 CPU-hours of training and ~6 of evaluation; the self rounds re-run as one chain
-    # (bf16, AMD EPYC, --threads 2) took 160.7 CPU-min and made the shipped MemPO adapter
+    # `all --preset shipped --jobs 2`: the shipped adapters' rounds, then GRPO and MemPO from the last self round;
+    # from the rounds' recorded CPU times ~7 CPU-hours of training and ~6 of evaluation; the self rounds re-run as
+    # one chain (bf16, AMD EPYC, --threads 2) took 160.7 CPU-min and made the shipped MemPO adapter, and the two RL
+    # jobs from it 17.4 / 24.4 CPU-min (benchmarks/results/mempo_smollm2_shipped_bf16.md)
     "shipped": Preset(train_worlds=12, tasks_per_k={1: 16, 2: 8, 4: 4, 8: 2}, sft_steps=350, sft_batch_tokens=512,
                       rl_steps=8, group_size=4, tasks_per_step=2, eval_per_k={1: 100, 2: 100, 4: 50, 8: 0},
                       rounds=SHIPPED_ROUNDS,
