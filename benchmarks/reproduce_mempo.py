@@ -394,14 +394,16 @@ RL_SCHEDULE = [[0, [1, 2]], [2, [1, 2, 4]], [6, [1, 2, 4, 8]]]  # curriculum ove
 def rl_config(stage: str, init: Path, preset: Preset, seed: int, flat_groups: str,
               minibatch_tokens: int = RL_MINIBATCH_TOKENS,
               memory_scale: str = "std", format_penalty: float = 0.0, precision: str = "fp32",
-              max_new_tokens: int = 96) -> Any:
+              max_new_tokens: int = 96, k_weights: dict[int, float] | None = None) -> Any:
     """The RL settings. Paper-faithful: EM reward with format validity (an invalid or unanswered
     episode scores 0; ``format_penalty`` P > 0 scores it -P, below a wrong answer), group-relative
     advantages, clipped surrogate (eps 0.2), k3 KL to the start policy, memory weight 1. CPU
     recipe: LoRA instead of full fine-tuning, a group of 4 (paper-scale runs use 5-8) and a few
     steps of 8 episodes (hundreds of steps at scale), lr 1e-4 (LoRA moves slower per step than
     full fine-tuning at 1e-6), fp32 (``precision="bf16"``: autocast, for GPUs; slower on this CPU).
-    ``max_new_tokens`` per turn: 96 fits ``n`` labels up to k=4; ``n/k`` memories at k=8 need ~170."""
+    ``max_new_tokens`` per turn: 96 fits ``n`` labels up to k=4; ``n/k`` memories at k=8 need ~170.
+    ``k_weights``: how the curriculum's allowed ``k`` s are drawn (default: every task alike, see
+    :func:`parse_k_weights`)."""
     from mempo_agents.trainer.config import TrainerConfig
 
     return TrainerConfig(
@@ -410,16 +412,41 @@ def rl_config(stage: str, init: Path, preset: Preset, seed: int, flat_groups: st
         memory_flat_groups=flat_groups, memory_scale=memory_scale, log_memory_reward=stage == "mempo", clip_eps=0.2, kl_beta=0.01, ppo_epochs=1,
         temperature=1.0, max_new_tokens=max_new_tokens, lr=1e-4, warmup_steps=1, mixed_precision=PRECISIONS[precision][0],
         minibatch_tokens=minibatch_tokens, seed=seed,
-        objectives_schedule=RL_SCHEDULE, lora_rank=LORA_RANK, output_dir="", save_every=0,
+        objectives_schedule=RL_SCHEDULE, objectives_weights=dict(k_weights or {}), lora_rank=LORA_RANK,
+        output_dir="", save_every=0,
     )
 
 
-def rl_run_name(stage: str, flat_groups: str, memory_scale: str, seed: int = 0, format_penalty: float = 0.0) -> str:
+def parse_k_weights(spec: str, group_size: int) -> dict[int, float]:
+    """``--k-weights``: ``K=W,...`` (weights as given) or ``signal:K=P,...`` (P a measured success
+    rate at that ``k``, e.g. the start adapter's held-out EM, turned into the chance that a group of
+    ``group_size`` has unequal rewards: :func:`~mempo_agents.trainer.mempo.signal_weights`).
+    Empty: ``{}``, every task alike."""
+    from mempo_agents.trainer.mempo import signal_weights
+
+    body = spec.removeprefix("signal:")
+    try:
+        pairs = {int(k): float(v) for k, v in (item.split("=") for item in filter(None, body.split(",")))}
+    except ValueError:
+        raise SystemExit(f"error: --k-weights {spec!r} is not K=W,... or signal:K=P,...; "
+                         "e.g. 4=1,8=1 or signal:1=0.92,2=0.89,4=0.66,8=0.24") from None
+    if spec.startswith("signal:"):
+        if any(not 0.0 <= p <= 1.0 for p in pairs.values()):
+            raise SystemExit(f"error: --k-weights {spec!r}: success rates must lie in [0, 1]")
+        pairs = signal_weights(pairs, group_size)
+    if pairs and (any(w < 0 for w in pairs.values()) or not any(pairs.values())):
+        raise SystemExit(f"error: --k-weights {spec!r}: weights must be >= 0 with one > 0")
+    return pairs
+
+
+def rl_run_name(stage: str, flat_groups: str, memory_scale: str, seed: int = 0, format_penalty: float = 0.0,
+                weighted: bool = False) -> str:
     """Default run folder: ``grpo``, or ``mempo-apply`` / ``mempo-skip`` (the flat-groups rule, the
     ablated setting, is always named) plus ``-center`` when A^M is only centred; ``-fpP`` for a
-    format penalty P > 0; ``-sN`` for seed N > 0."""
+    format penalty P > 0; ``-kw`` when ``--k-weights`` draws the ``k`` s; ``-sN`` for seed N > 0."""
     name = "grpo" if stage == "grpo" else f"{stage}-{flat_groups}" + ("-center" if memory_scale == "none" else "")
-    return name + (f"-fp{format_penalty:g}" if format_penalty else "") + (f"-s{seed}" if seed else "")
+    return (name + (f"-fp{format_penalty:g}" if format_penalty else "") + ("-kw" if weighted else "")
+            + (f"-s{seed}" if seed else ""))
 
 
 def stage_rl(args: argparse.Namespace, preset: Preset) -> Path:
@@ -436,7 +463,9 @@ def stage_rl(args: argparse.Namespace, preset: Preset) -> Path:
     from mempo_agents.trainer.policy import load_policy_model, save_policy
 
     init = Path(args.init) if args.init else Path(args.out) / "sft-self" / "adapter"
-    name = args.name or rl_run_name(args.rl_stage, args.flat_groups, args.memory_scale, args.seed, args.format_penalty)
+    k_weights = parse_k_weights(args.k_weights, preset.group_size)
+    name = args.name or rl_run_name(args.rl_stage, args.flat_groups, args.memory_scale, args.seed, args.format_penalty,
+                                    bool(k_weights))
     out = Path(args.out) / name
     state_path = out / "trainer_state.json"
     start, optimizer_state = 0, None
@@ -458,9 +487,11 @@ def stage_rl(args: argparse.Namespace, preset: Preset) -> Path:
     log = out / "log.jsonl"
     started = time.process_time()
     cfg = rl_config(args.rl_stage, init, preset, args.seed, args.flat_groups, args.minibatch_tokens, args.memory_scale,
-                    args.format_penalty, args.precision, args.rl_max_new_tokens)
+                    args.format_penalty, args.precision, args.rl_max_new_tokens, k_weights)
     if args.rl_steps:
         cfg.steps = args.rl_steps
+    if start:
+        check_resumed_config(out, cfg)
     cfg.save(out / "config.yaml")
     tokenizer = load_hf_tokenizer()
     policy = load_policy_model(policy_from, trainable=True)
@@ -485,6 +516,20 @@ def stage_rl(args: argparse.Namespace, preset: Preset) -> Path:
              log=lambda step, row: log_line(log, {"stage": name, "step": step, **row,
                                                   "cpu_s": time.process_time() - started}))
     return out
+
+
+def check_resumed_config(out: Path, cfg: Any) -> None:
+    """A resumed RL run keeps the settings it was started with (``OUT/NAME/config.yaml``); only the
+    number of steps may grow. Exits with the names of the settings that differ."""
+    from mempo_agents.trainer.config import TrainerConfig
+
+    if not (out / "config.yaml").is_file():
+        return
+    before = TrainerConfig.load(out / "config.yaml").to_dict()
+    changed = sorted(k for k, v in cfg.to_dict().items() if k != "steps" and before.get(k) != v)
+    if changed:
+        raise SystemExit(f"error: {out} was started with other {', '.join(changed)}; resume it with the options it "
+                         "was started with (its COMMAND.txt), changing at most --rl-steps")
 
 
 def agent_settings(memory: str, dtype: str = "float32", **demonstrations: Any) -> dict[str, Any]:
@@ -785,6 +830,11 @@ def penalty_suffix(model: str) -> str:
     return next(("-" + part for part in model.split("-")[1:] if re.fullmatch(r"fp[0-9.]+", part)), "")
 
 
+def weights_suffix(model: str) -> str:
+    """``-kw`` for ``grpo-fp0.5-kw-s9``, a run whose tasks were drawn by ``--k-weights``."""
+    return "-kw" if "kw" in model.split("-")[1:] else ""
+
+
 def start_suffix(model: str) -> str:
     """``-r8`` for ``grpo-r8-fp0.5-s8``, an RL run from SFT round 8 (``sft-self-r8``); ``""`` for
     a run from the first shipped ``sft``."""
@@ -793,19 +843,21 @@ def start_suffix(model: str) -> str:
 
 def comparison_pairs(models: Sequence[str]) -> list[tuple[str, str]]:
     """The pairs (A, B) the table differences: every MemPO run against the GRPO run of its start
-    round, seed and format penalty, every RL run against its SFT start (``sft``, or
+    round, seed, format penalty and task draw (``-kw``), every RL run against its SFT start (``sft``, or
     ``sft-self-r8`` for ``grpo-r8-…``), a seed replicate against its seed-0 run, a run with a
-    format penalty against the same run without, and SFT against the full-context counterpart; a
+    format penalty or ``--k-weights`` against the same run without, and SFT against the full-context counterpart; a
     later SFT round (``sft-self-r3``) against the full-context counterpart of the same round, the
     first shipped ``sft`` and the evaluated round before it (``sft-self-r8`` against
     ``sft-self-r7``); a full-context round retrained without a self round of its number
     (``full-context-r9``) against the newest self round before it; a loop-breaking evaluation
     (``sft-rt0.7``) against the same model greedy."""
     rl = [m for m in sorted(set(models), key=model_rank) if m.startswith(("grpo", "mempo"))]
-    pairs = [(m, "grpo" + start_suffix(m) + penalty_suffix(m) + seed_suffix(m)) for m in rl if m.startswith("mempo")]
+    pairs = [(m, "grpo" + start_suffix(m) + penalty_suffix(m) + weights_suffix(m) + seed_suffix(m))
+             for m in rl if m.startswith("mempo")]
     pairs += [(m, "sft-self" + start_suffix(m) if start_suffix(m) else "sft") for m in rl]
     pairs += [(m, m[: -len(seed_suffix(m))]) for m in rl if seed_suffix(m)]
     pairs += [(m, m.replace(penalty_suffix(m), "", 1)) for m in rl if penalty_suffix(m)]
+    pairs += [(m, m.replace("-kw", "", 1)) for m in rl if weights_suffix(m)]  # drawn by k against drawn alike
     names = sorted(set(models))
     rounds = sorted((m for m in names if re.fullmatch(r"sft-self-r\d+", m)), key=lambda m: int(m.rsplit("-r", 1)[1]))
     pairs += [(m, "full-context-" + m.rsplit("-", 1)[1]) for m in rounds] + [(m, "sft") for m in rounds]
@@ -890,7 +942,7 @@ class Job:
 
 SFT_OPTIONS = ("decision_reason", "numbering", "comparison_drills", "transition_drills", "transition_repeats",
                "key_turn_repeats", "open_all", "pack")
-RL_OPTIONS = ("flat_groups", "memory_scale", "format_penalty", "rl_max_new_tokens", "minibatch_tokens")
+RL_OPTIONS = ("flat_groups", "memory_scale", "format_penalty", "rl_max_new_tokens", "minibatch_tokens", "k_weights")
 
 
 def given_options(argv: Sequence[str]) -> set[str]:
@@ -947,7 +999,7 @@ def recipe_jobs(args: argparse.Namespace, preset: Preset, given: set[str] = froz
         trained_by[model] = previous
     for algo in ("grpo", "mempo"):  # equal budgets from one SFT adapter
         name = rl_run_name(algo, settings["flat_groups"], settings["memory_scale"], settings["seed"],
-                           settings["format_penalty"])
+                           settings["format_penalty"], bool(settings["k_weights"]))
         steps = ["--rl-steps", str(args.rl_steps)] if args.rl_steps else []
         jobs.append(Job(name, ("rl", "--algo", algo, "--name", name, "--init", str(out / "sft-self" / "adapter"),
                                "--seed", str(settings["seed"]), "--resume", *steps,
@@ -1080,6 +1132,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", default="", help="sft / rl: output folder name (default sft-MEMORY / the algorithm)")
     parser.add_argument("--rl-steps", type=int, default=0, help="rl: policy updates (default: the preset's)")
     parser.add_argument("--resume", action="store_true", help="rl: continue the run in OUT/NAME from its last step")
+    parser.add_argument("--k-weights", default="",
+                        help="rl: draw each step's tasks by k with these weights, K=W,... or signal:K=P,... "
+                             "(P: the start adapter's success rate at k; weight = P(a group has unequal rewards)); "
+                             "default: every task alike")
     parser.add_argument("--sft-steps", type=int, default=0, help="sft: optimizer steps (default: the preset's)")
     parser.add_argument("--open-all", action="store_true",
                         help="sft: the demonstrator writes every question's entry from the first turn")

@@ -77,6 +77,40 @@ def test_rl_run_folders_name_their_memory_settings_and_seed() -> None:
         "grpo", "mempo-skip", "mempo-apply", "mempo-skip-center", "grpo-s2", "mempo-apply-s2"]
     assert repro.rl_run_name("mempo", "apply", "std", seed=2, format_penalty=0.5) == "mempo-apply-fp0.5-s2"
     assert repro.rl_run_name("grpo", "apply", "std", format_penalty=0.25) == "grpo-fp0.25"
+    assert repro.rl_run_name("mempo", "apply", "std", seed=9, format_penalty=0.5, weighted=True) == "mempo-apply-fp0.5-kw-s9"
+
+
+def test_a_k_weighted_run_is_paired_with_grpo_drawn_the_same_way_and_with_the_run_drawn_alike() -> None:
+    repro = load_script()
+    pairs = repro.comparison_pairs(["sft", "grpo-fp0.5-s9", "mempo-apply-fp0.5-s9", "grpo-fp0.5-kw-s9",
+                                    "mempo-apply-fp0.5-kw-s9"])
+    assert ("mempo-apply-fp0.5-kw-s9", "grpo-fp0.5-kw-s9") in pairs and ("mempo-apply-fp0.5-s9", "grpo-fp0.5-s9") in pairs
+    assert ("mempo-apply-fp0.5-kw-s9", "grpo-fp0.5-s9") not in pairs
+    assert ("grpo-fp0.5-kw-s9", "grpo-fp0.5-s9") in pairs and ("grpo-fp0.5-kw-s9", "sft") in pairs
+
+
+def test_a_resumed_rl_run_refuses_other_settings_than_it_was_started_with(tmp_path: Path) -> None:
+    repro = load_script()
+    preset = repro.PRESETS["shipped"]
+    cfg = repro.rl_config("mempo", tmp_path / "adapter", preset, 9, "apply", format_penalty=0.5)
+    cfg.save(tmp_path / "config.yaml")
+    longer = repro.rl_config("mempo", tmp_path / "adapter", preset, 9, "apply", format_penalty=0.5)
+    longer.steps += 4
+    repro.check_resumed_config(tmp_path, longer)  # more steps: allowed
+    weighted = repro.rl_config("mempo", tmp_path / "adapter", preset, 9, "apply", format_penalty=0.5,
+                               k_weights={4: 1.0, 8: 1.0})
+    with pytest.raises(SystemExit, match="other objectives_weights; resume it with the options"):
+        repro.check_resumed_config(tmp_path, weighted)
+
+
+def test_k_weights_parse_as_weights_or_as_success_rates() -> None:
+    repro = load_script()
+    assert repro.parse_k_weights("", 4) == {} and repro.parse_k_weights("4=1,8=0.5", 4) == {4: 1.0, 8: 0.5}
+    signal = repro.parse_k_weights("signal:1=0.92,4=0.66", 4)
+    assert signal[1] == pytest.approx(1 - 0.92 ** 4 - 0.08 ** 4) and signal[4] > signal[1]
+    for bad in ("4", "four=1", "signal:4=1.5", "4=0", "4=-1,8=2"):
+        with pytest.raises(SystemExit, match="k-weights"):
+            repro.parse_k_weights(bad, 4)
 
 
 def test_a_format_penalty_run_is_paired_with_grpo_of_its_penalty_and_with_the_run_without_it() -> None:

@@ -14,12 +14,14 @@ from mempo_gym.core.protocol import parse_turn  # noqa: E402
 from mempo_agents.trainer.checkpoint import optimizer_from_flat, optimizer_to_flat  # noqa: E402
 from mempo_agents.trainer.config import TrainerConfig  # noqa: E402
 from mempo_agents.trainer.mempo import (  # noqa: E402
+    TaskRef,
     Trajectory,
     Turn,
     allowed_objectives,
     answer_probability,
     build_sequences,
     clipped_surrogate,
+    draw_tasks,
     group_normalize,
     kl_k3,
     memory_advantages,
@@ -28,6 +30,8 @@ from mempo_agents.trainer.mempo import (  # noqa: E402
     memory_token_mask,
     mempo_loss,
     right_aligned,
+    signal_probability,
+    signal_weights,
     token_advantages,
     trajectory_advantages,
     trajectory_reward,
@@ -271,6 +275,37 @@ def test_curriculum_schedule() -> None:
     assert allowed_objectives([], 5) is None
 
 
+def test_signal_probability_is_the_chance_a_group_has_unequal_rewards() -> None:
+    assert signal_probability(0.0, 4) == 0.0 and signal_probability(1.0, 4) == 0.0
+    assert signal_probability(0.5, 2) == pytest.approx(0.5)  # right-wrong or wrong-right
+    assert signal_probability(0.92, 4) == pytest.approx(1 - 0.92 ** 4 - 0.08 ** 4)
+    # the shipped adapter's held-out EM at k = 1 / 2 / 4 / 8: groups at k = 4 carry a signal most often
+    weights = signal_weights({1: 0.92, 2: 0.89, 4: 0.66, 8: 0.237}, 4)
+    assert max(weights, key=weights.get) == 4 and weights[1] < weights[2] < weights[8] < weights[4]
+
+
+def _pool() -> list[TaskRef]:  # 8 tasks at k=1 and 2 at k=4 per world, as in the RL recipe's pool
+    return [TaskRef(0, i, 1) for i in range(8)] + [TaskRef(0, 8 + i, 4) for i in range(2)]
+
+
+def test_draw_tasks_uniform_is_rng_sample_and_weights_pick_k_first() -> None:
+    import random
+
+    pool = _pool()
+    assert draw_tasks(pool, 3, random.Random(5)) == random.Random(5).sample(pool, 3)  # old runs draw the same
+    assert draw_tasks(pool, 3, random.Random(5), {}) == random.Random(5).sample(pool, 3)
+    rng = random.Random(0)
+    uniform = sum(draw_tasks(pool, 1, rng)[0].objectives == 4 for _ in range(4000)) / 4000
+    weighted = sum(draw_tasks(pool, 1, rng, {1: 1.0, 4: 1.0})[0].objectives == 4 for _ in range(4000)) / 4000
+    assert uniform == pytest.approx(0.2, abs=0.03) and weighted == pytest.approx(0.5, abs=0.03)
+    only4 = draw_tasks(pool, 5, rng, {4: 1.0})  # a k without weight is never drawn; no task twice
+    assert sorted(r.index for r in only4) == [8, 9]
+    both = draw_tasks(pool, 10, rng, {1: 0.1, 4: 5.0})
+    assert sorted((r.source, r.index) for r in both) == [(0, i) for i in range(10)]
+    with pytest.raises(ValueError, match="positive weight"):
+        draw_tasks(pool, 1, rng, {2: 1.0, 8: 1.0})
+
+
 def test_config_round_trip_and_errors(tmp_path) -> None:
     cfg = TrainerConfig(stage="grpo", model_config={"hidden_size": 32}, env_sources=[{"seed": 1}])
     for name in ("c.yaml", "c.json"):
@@ -285,6 +320,13 @@ def test_config_round_trip_and_errors(tmp_path) -> None:
         TrainerConfig()
     with pytest.raises(ValueError, match="memory_scale"):
         TrainerConfig(init_model="m", memory_scale="max")
+    weighted = TrainerConfig(init_model="m", objectives_weights={"4": 2, 8: 0.5})  # JSON keys are strings
+    assert weighted.objectives_weights == {4: 2.0, 8: 0.5}
+    weighted.save(tmp_path / "w.json")
+    assert TrainerConfig.load(tmp_path / "w.json") == weighted
+    for bad in ({4: -1.0}, {4: 0.0}, {"four": 1.0}):
+        with pytest.raises(ValueError, match="objectives_weights"):
+            TrainerConfig(init_model="m", objectives_weights=bad)
 
 
 def test_optimizer_state_flattens_without_pickle() -> None:

@@ -310,6 +310,8 @@ def test_train_rl_checkpoints_and_resumes(tok, world_env, tmp_path) -> None:
     assert saved == [1] and logs[0][0] == 1
     for key in ("reward", "f1", "tokens_total", "kl", "memory_reward", "loss"):
         assert key in logs[0][1]
+    first = logs[0][1]  # one group of k=1 tasks; it has a signal only if its two rewards differ
+    assert first["groups"] == 1 and first["signal_groups"] in (0.0, 1.0) and first["objectives"] == 1.0
     restored, tok2, state, opt_state = load_checkpoint(tmp_path / "last")
     assert state["step"] == 1 and opt_state is not None and len(tok2) == len(tok)
     ids = torch.tensor([[5, 6, 7]])

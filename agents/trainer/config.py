@@ -35,6 +35,11 @@ class TrainerConfig:
         instructions: passed to the env when not empty.
         objectives_schedule: curriculum as ``[[first_step, [k, ...]], ...]``; tasks with
             other numbers of objectives are not drawn from that step on. Empty: all tasks.
+        objectives_weights: ``{k: weight}`` for drawing a step's tasks: first a ``k`` among the
+            allowed ones in proportion to its weight (a missing ``k`` weighs 0), then a task of
+            that ``k`` uniformly. Empty (default): every allowed task equally likely, so the
+            ``k`` with the most tasks dominates. :func:`~mempo_agents.trainer.mempo.signal_weights`
+            turns measured success rates into weights that favour groups with a signal.
     RL (Eq. 4-10):
         group_size: N trajectories per task; tasks_per_step: tasks per update.
         reward_metric: ``"em"`` or ``"f1"`` for R^T; format_penalty: subtracted from R^T
@@ -70,6 +75,7 @@ class TrainerConfig:
     eval_env_sources: list[dict[str, Any]] = field(default_factory=list)
     instructions: str = ""
     objectives_schedule: list[list[Any]] = field(default_factory=list)
+    objectives_weights: dict[int, float] = field(default_factory=dict)
     # RL
     group_size: int = 8
     tasks_per_step: int = 4
@@ -125,6 +131,13 @@ class TrainerConfig:
         for name in ("group_size", "tasks_per_step", "ppo_epochs", "minibatch_tokens", "sft_batch_tokens"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        try:  # JSON keys are strings: one form, {int: float}
+            self.objectives_weights = {int(k): float(w) for k, w in dict(self.objectives_weights).items()}
+        except (TypeError, ValueError):
+            raise ValueError(f"objectives_weights must map k to a weight, got {self.objectives_weights!r}") from None
+        if any(w < 0 for w in self.objectives_weights.values()) or (
+                self.objectives_weights and not any(self.objectives_weights.values())):
+            raise ValueError(f"objectives_weights must be >= 0 with one > 0, got {self.objectives_weights}")
         if self.clip_eps <= 0 or self.kl_beta < 0 or self.temperature <= 0:
             raise ValueError("clip_eps > 0, kl_beta >= 0 and temperature > 0 are required")
         if not self.init_model and not self.model_config:

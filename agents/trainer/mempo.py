@@ -20,7 +20,7 @@ import contextlib
 import copy
 import random
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -588,6 +588,50 @@ def allowed_objectives(schedule: Sequence[Sequence[Any]], step: int) -> set[int]
     return chosen
 
 
+def signal_probability(success: float, group_size: int) -> float:
+    """P(a group of N episodes has unequal rewards) = 1 - p^N - (1-p)^N, each episode right
+    with probability p. Only such a group has A^T != 0: an all-right or all-wrong group
+    moves GRPO's policy by nothing (Eq. 3 centres and scales within the group).
+
+    >>> round(signal_probability(0.92, 4), 3), round(signal_probability(0.5, 4), 3)
+    (0.284, 0.875)
+    """
+    p = min(1.0, max(0.0, float(success)))
+    return 1.0 - p ** group_size - (1.0 - p) ** group_size
+
+
+def signal_weights(success_by_k: Mapping[int, float], group_size: int) -> dict[int, float]:
+    """``objectives_weights`` from a measured success rate per ``k`` (e.g. the start policy's EM
+    on held-out tasks): each ``k`` weighted by :func:`signal_probability`, so the draw favours the
+    ``k`` whose groups carry a trajectory signal. EM at k > 1 is a fraction of the ``k``
+    questions, so treating it as one success rate is an approximation; it ranks the ``k`` s."""
+    return {int(k): signal_probability(p, group_size) for k, p in success_by_k.items()}
+
+
+def draw_tasks(pool: Sequence[TaskRef], count: int, rng: random.Random,
+               weights: Mapping[int, float] | None = None) -> list[TaskRef]:
+    """``count`` distinct tasks of ``pool``: uniformly (``rng.sample``, no ``weights``), or one at a
+    time a ``k`` in proportion to ``weights[k]`` among the ``k`` s left in the pool, then a task of
+    that ``k`` uniformly. Raises when no task of the pool has a positive weight."""
+    if not weights:
+        return rng.sample(list(pool), min(count, len(pool)))
+    left = {}
+    for r in pool:
+        if weights.get(r.objectives, 0.0) > 0:
+            left.setdefault(r.objectives, []).append(r)
+    if not left:
+        raise ValueError(f"no task with k in {sorted({r.objectives for r in pool})} has a positive weight in "
+                         f"objectives_weights {dict(weights)}; give one of these k a weight > 0")
+    chosen: list[TaskRef] = []
+    while left and len(chosen) < count:
+        ks = sorted(left)
+        k = rng.choices(ks, weights=[weights[k] for k in ks])[0]
+        chosen.append(left[k].pop(rng.randrange(len(left[k]))))
+        if not left[k]:
+            del left[k]
+    return chosen
+
+
 def collect_rollouts(
     policy: torch.nn.Module,
     tokenizer: Any,
@@ -717,6 +761,9 @@ def rl_step(
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     stats = update_policy(policy, ref_policy, optimizer, accelerator, seqs, cfg, pad, scheduler)
     mem_values = [v for d in r_mem for v in d.values()]
+    by_group: dict[int, list[float]] = {}
+    for t, g in zip(trajs, groups):
+        by_group.setdefault(g, []).append(t.reward)
     mean = lambda key: float(np.mean([t.metrics.get(key, 0.0) for t in trajs])) if trajs else 0.0  # noqa: E731
     return {
         "reward": float(np.mean([t.reward for t in trajs])) if trajs else 0.0,
@@ -728,6 +775,9 @@ def rl_step(
         "turns": float(np.mean([len(t.turns) for t in trajs])) if trajs else 0.0,
         "memory_reward": float(np.mean(mem_values)) if mem_values else 0.0,
         "p_answer_given_mem": mean("p_answer_given_mem"),
+        "groups": float(len(by_group)),
+        "signal_groups": float(sum(max(r) > min(r) for r in by_group.values())),  # A^T != 0 somewhere
+        "objectives": float(np.mean([len(t.golds) for t in trajs])) if trajs else 0.0,  # mean k drawn
         **stats,
     }
 
@@ -759,12 +809,13 @@ def summarize(results: Sequence[dict[str, Any]]) -> dict[str, float]:
 def sample_slots(
     envs: Sequence[Any], refs: Sequence[TaskRef], cfg: Any, rng: random.Random, step: int
 ) -> tuple[list[tuple[MemoryEnv, int]], list[int]]:
-    """``tasks_per_step`` tasks (curriculum-filtered), each repeated ``group_size`` times."""
+    """``tasks_per_step`` tasks (curriculum-filtered, drawn by :func:`draw_tasks` with
+    ``cfg.objectives_weights``), each repeated ``group_size`` times."""
     allowed = allowed_objectives(cfg.objectives_schedule, step)
     pool = [r for r in refs if allowed is None or r.objectives in allowed]
     if not pool:
         raise ValueError(f"no training task has a number of objectives in {sorted(allowed or [])} at step {step}")
-    chosen = rng.sample(pool, min(cfg.tasks_per_step, len(pool)))
+    chosen = draw_tasks(pool, cfg.tasks_per_step, rng, getattr(cfg, "objectives_weights", None))
     slots, groups = [], []
     for g, r in enumerate(chosen):
         for _ in range(cfg.group_size):

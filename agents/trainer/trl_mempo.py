@@ -138,8 +138,8 @@ def grpo_args(
     if cfg.stage not in ("grpo", "mempo"):
         raise ValueError(f"the TRL trainer runs stage 'grpo' or 'mempo', got {cfg.stage!r} "
                          "(run SFT with `python -m mempo_agents.trainer`)")
-    if cfg.objectives_schedule:
-        raise ValueError("objectives_schedule (the curriculum) is not supported by the TRL trainer; "
+    if cfg.objectives_schedule or cfg.objectives_weights:
+        raise ValueError("objectives_schedule / objectives_weights (the curriculum) are not supported by the TRL trainer; "
                          "choose the tasks with env_kwargs/env_sources, or use `python -m mempo_agents.trainer`")
     trl = dict(trl or {})
     clash = sorted(set(trl) & set(MAPPED_FIELDS))
