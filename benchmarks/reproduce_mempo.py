@@ -703,12 +703,14 @@ def stage_table(args: argparse.Namespace) -> None:
                   key=model_rank)
     curves = {name: [json.loads(line) for line in (out / name / "log.jsonl").read_text().splitlines()
                      if '"step"' in line] for name in runs}
-    diffs = paired_differences(cells)
-    (out / "results.json").write_text(json.dumps({"table": rows, "paired": diffs, "curves": curves}, indent=2),
-                                      encoding="utf-8")
+    diffs, pooled = paired_differences(cells), seed_pooled_differences(cells)
+    (out / "results.json").write_text(json.dumps({"table": rows, "paired": diffs, "pooled_over_seeds": pooled,
+                                                  "curves": curves}, indent=2), encoding="utf-8")
     text = markdown_table(rows)
     if diffs:
         text += "\n\n" + markdown_differences(diffs)
+    if pooled:
+        text += "\n\n" + markdown_pooled(pooled)
     print(text)
     if args.results:
         write_results(Path(args.results), out, text, curves)
@@ -902,6 +904,51 @@ def paired_differences(cells: dict[tuple[str, Any], list[dict[str, Any]]]) -> li
             out.append(row)
     out.sort(key=lambda r: (pairs.index((r["a"], r["b"])), str(r["k"]).zfill(3)))
     return out
+
+
+def seed_pooled_differences(cells: dict[tuple[str, Any], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """A - B pooled over seeds: for each pair of :func:`comparison_pairs` run at two or more seeds
+    (``mempo-apply-fp0.5-s8`` - ``grpo-fp0.5-s8`` and the same at ``-s9``: A and B of one seed, or
+    B without a seed, such as ``sft``), the per-task mean over the seeds of A - B, on the tasks
+    every cell of the group played, with a 95% bootstrap over tasks. Seeds are not resampled: with
+    a few seeds the interval shows the task spread, not the seed-to-seed spread."""
+    groups: dict[tuple[str, str, Any], dict[str, tuple[str, str]]] = {}
+    for a, b in comparison_pairs([model for model, _ in cells]):
+        seed = seed_suffix(a)
+        stem_a, stem_b = a[: len(a) - len(seed)], b[: len(b) - len(seed_suffix(b))]
+        if seed_suffix(b) not in ("", seed) or stem_a == stem_b:
+            continue
+        for k in {k for model, k in cells if model == a}:
+            if (b, k) in cells:
+                groups.setdefault((stem_a, stem_b, k), {})[seed or "-s0"] = (a, b)
+    out = []
+    for (stem_a, stem_b, k), by_seed in groups.items():
+        if len(by_seed) < 2:
+            continue
+        by_task = {name: {int(e["episode_index"]): e for e in cells[(name, k)]}
+                   for pair in by_seed.values() for name in pair}
+        tasks = sorted(set.intersection(*(set(eps) for eps in by_task.values())))
+        if not tasks:
+            continue
+        row: dict[str, Any] = {"a": stem_a, "b": stem_b, "k": k, "n": len(tasks),
+                               "seeds": ",".join(sorted((s[2:] for s in by_seed), key=int))}
+        for key in ("f1", "em"):
+            per_task = [float(np.mean([float(by_task[a][t].get(key) or 0.0) - float(by_task[b][t].get(key) or 0.0)
+                                       for a, b in by_seed.values()])) for t in tasks]
+            row[key], row[f"{key}_ci"] = float(np.mean(per_task)), bootstrap_ci(per_task)
+        out.append(row)
+    out.sort(key=lambda r: (r["a"], r["b"], str(r["k"]).zfill(3)))
+    return out
+
+
+def markdown_pooled(pooled: Sequence[dict[str, Any]]) -> str:
+    lines = ["Pooled over seeds (A - B per task, averaged over the seeds' runs, on the tasks all of them played; "
+             "95% bootstrap over tasks, seeds not resampled):", "",
+             "| A - B | seeds | k | n | F1 diff [95% CI] | EM diff [95% CI] |", "|" + "---|" * 6]
+    for r in pooled:
+        ci = lambda key: f"{r[key]:+.3f} [{r[key + '_ci'][0]:+.2f}, {r[key + '_ci'][1]:+.2f}]"  # noqa: E731
+        lines.append(f"| {r['a']} - {r['b']} | {r['seeds']} | {r['k']} | {r['n']} | {ci('f1')} | {ci('em')} |")
+    return "\n".join(lines)
 
 
 def markdown_differences(diffs: Sequence[dict[str, Any]]) -> str:

@@ -52,6 +52,29 @@ def test_paired_differences_match_tasks_by_index_and_resample_tasks() -> None:
     assert "| mempo - grpo | 1 | 8 | +0.250" in repro.markdown_differences([row])
 
 
+def test_seed_pooled_differences_average_each_tasks_difference_over_the_seeds() -> None:
+    repro = load_script()
+
+    def cell(right: set[int], tasks: range = range(4)) -> list[dict[str, Any]]:
+        return [{"episode_index": i, "em": float(i in right), "f1": float(i in right), "tokens_total": 1} for i in tasks]
+
+    cells = {  # seed 8: MemPO wins tasks 0 and 1; seed 9: GRPO wins task 0; task 4 only in one cell
+        ("sft", 4): cell({2}, range(5)),
+        ("mempo-apply-fp0.5-s8", 4): cell({0, 1, 2}), ("grpo-fp0.5-s8", 4): cell({2}),
+        ("mempo-apply-fp0.5-s9", 4): cell({2}), ("grpo-fp0.5-s9", 4): cell({0, 2}),
+        ("mempo-apply-fp0.5-s9", 1): cell({0}), ("grpo-fp0.5-s9", 1): cell({0}),  # k=1: one seed, no row
+    }
+    rows = {(r["a"], r["b"], r["k"]): r for r in repro.seed_pooled_differences(cells)}
+    assert set(rows) == {("mempo-apply-fp0.5", "grpo-fp0.5", 4), ("mempo-apply-fp0.5", "sft", 4),
+                         ("grpo-fp0.5", "sft", 4)}
+    pooled = rows[("mempo-apply-fp0.5", "grpo-fp0.5", 4)]
+    # per task: ((1 - 0) + (0 - 1)) / 2, (1 + 0) / 2, 0, 0 -> mean 0.125 over the 4 tasks all four cells played
+    assert (pooled["n"], pooled["seeds"]) == (4, "8,9") and pooled["em"] == pytest.approx(0.125)
+    assert pooled["em_ci"][0] <= 0.125 <= pooled["em_ci"][1]
+    assert rows[("grpo-fp0.5", "sft", 4)]["em"] == pytest.approx(0.125)  # seed 9's GRPO won task 0 against SFT
+    assert "| mempo-apply-fp0.5 - grpo-fp0.5 | 8,9 | 4 | 4 | +0.125" in repro.markdown_pooled([pooled])
+
+
 def test_a_stage_records_the_commands_of_the_adapter_it_continued(tmp_path, monkeypatch) -> None:
     repro = load_script()
     shipped = tmp_path / "shipped"  # a shipped adapter folder keeps COMMAND.txt inside it
