@@ -422,6 +422,7 @@ def parse_k_weights(spec: str, group_size: int) -> dict[int, float]:
     rate at that ``k``, e.g. the start adapter's held-out EM, turned into the chance that a group of
     ``group_size`` has unequal rewards: :func:`~mempo_agents.trainer.mempo.signal_weights`).
     Empty: ``{}``, every task alike."""
+    from mempo_agents.trainer.config import checked_objectives_weights
     from mempo_agents.trainer.mempo import signal_weights
 
     body = spec.removeprefix("signal:")
@@ -434,9 +435,10 @@ def parse_k_weights(spec: str, group_size: int) -> dict[int, float]:
         if any(not 0.0 <= p <= 1.0 for p in pairs.values()):
             raise SystemExit(f"error: --k-weights {spec!r}: success rates must lie in [0, 1]")
         pairs = signal_weights(pairs, group_size)
-    if pairs and (any(w < 0 for w in pairs.values()) or not any(pairs.values())):
-        raise SystemExit(f"error: --k-weights {spec!r}: weights must be >= 0 with one > 0")
-    return pairs
+    try:
+        return checked_objectives_weights(pairs)
+    except ValueError:
+        raise SystemExit(f"error: --k-weights {spec!r}: weights must be >= 0 with one > 0") from None
 
 
 def rl_run_name(stage: str, flat_groups: str, memory_scale: str, seed: int = 0, format_penalty: float = 0.0,

@@ -18,6 +18,18 @@ MEMORY_NORMS = ("turn", "group")
 MEMORY_SCALES = ("std", "none")
 
 
+def checked_objectives_weights(weights: Mapping[Any, Any]) -> dict[int, float]:
+    """``objectives_weights`` in its one form, ``{int k: float weight}`` (JSON keys are strings):
+    every weight >= 0 and, unless empty, one > 0. Raises ``ValueError`` otherwise."""
+    try:
+        checked = {int(k): float(w) for k, w in dict(weights).items()}
+    except (TypeError, ValueError):
+        raise ValueError(f"objectives_weights must map k to a weight, got {weights!r}") from None
+    if any(w < 0 for w in checked.values()) or (checked and not any(checked.values())):
+        raise ValueError(f"objectives_weights must be >= 0 with one > 0, got {checked}")
+    return checked
+
+
 @dataclass
 class TrainerConfig:
     """Every setting of an SFT or RL run (see :mod:`mempo_agents.trainer.mempo` for the equations).
@@ -131,13 +143,7 @@ class TrainerConfig:
         for name in ("group_size", "tasks_per_step", "ppo_epochs", "minibatch_tokens", "sft_batch_tokens"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        try:  # JSON keys are strings: one form, {int: float}
-            self.objectives_weights = {int(k): float(w) for k, w in dict(self.objectives_weights).items()}
-        except (TypeError, ValueError):
-            raise ValueError(f"objectives_weights must map k to a weight, got {self.objectives_weights!r}") from None
-        if any(w < 0 for w in self.objectives_weights.values()) or (
-                self.objectives_weights and not any(self.objectives_weights.values())):
-            raise ValueError(f"objectives_weights must be >= 0 with one > 0, got {self.objectives_weights}")
+        self.objectives_weights = checked_objectives_weights(self.objectives_weights)
         if self.clip_eps <= 0 or self.kl_beta < 0 or self.temperature <= 0:
             raise ValueError("clip_eps > 0, kl_beta >= 0 and temperature > 0 are required")
         if not self.init_model and not self.model_config:

@@ -815,7 +815,7 @@ def sample_slots(
     pool = [r for r in refs if allowed is None or r.objectives in allowed]
     if not pool:
         raise ValueError(f"no training task has a number of objectives in {sorted(allowed or [])} at step {step}")
-    chosen = draw_tasks(pool, cfg.tasks_per_step, rng, getattr(cfg, "objectives_weights", None))
+    chosen = draw_tasks(pool, cfg.tasks_per_step, rng, cfg.objectives_weights)
     slots, groups = [], []
     for g, r in enumerate(chosen):
         for _ in range(cfg.group_size):
