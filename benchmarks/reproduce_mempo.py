@@ -686,7 +686,7 @@ def stage_table(args: argparse.Namespace) -> None:
 
     if not (Path(args.out) / "eval").is_dir():
         raise SystemExit(f"error: {Path(args.out) / 'eval'} does not exist; run the eval stage into --out first")
-    rows, cells = [], {}
+    cells: dict[tuple[str, Any], list[dict[str, Any]]] = {}
     for folder in sorted((Path(args.out) / "eval").glob("*-*")):
         if folder.name.endswith("-hotpotqa"):
             model, k = folder.name[: -len("-hotpotqa")], "hotpotqa"
@@ -695,10 +695,17 @@ def stage_table(args: argparse.Namespace) -> None:
         else:
             continue
         eps = complete_prefix(read_episodes(folder / "episodes.jsonl").records)
-        if not eps:
-            continue
-        rows.append({"model": model, "k": int(k) if k.isdigit() else k, "n": len(eps), **summary(eps)})
-        cells[(model, rows[-1]["k"])] = eps
+        if eps:
+            cells[(model, int(k) if k.isdigit() else k)] = eps
+    for path in getattr(args, "scores", None) or ():
+        for key, eps in read_scores(Path(path)).items():
+            if key in cells:
+                print(f"note: {key[0]} at k={key[1]} is in {Path(args.out) / 'eval'}; its scores in {path} are left out",
+                      file=sys.stderr)
+            else:
+                cells[key] = eps
+    check_same_tasks(cells)
+    rows = [{"model": model, "k": k, "n": len(eps), **summary(eps)} for (model, k), eps in cells.items()]
     rows.sort(key=lambda r: (isinstance(r["k"], str), model_rank(r["model"]), str(r["k"]).zfill(3)))
     out = Path(args.out)
     runs = sorted((d.name for d in out.iterdir() if (d / "trainer_state.json").is_file() and (d / "log.jsonl").is_file()),
@@ -708,6 +715,7 @@ def stage_table(args: argparse.Namespace) -> None:
     diffs, pooled = paired_differences(cells), seed_pooled_differences(cells)
     (out / "results.json").write_text(json.dumps({"table": rows, "paired": diffs, "pooled_over_seeds": pooled,
                                                   "curves": curves}, indent=2), encoding="utf-8")
+    write_scores(out / "scores.jsonl", cells)
     text = markdown_table(rows)
     if diffs:
         text += "\n\n" + markdown_differences(diffs)
@@ -804,6 +812,76 @@ def complete_prefix(episodes: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         print(f"note: {len(episodes) - m} finished episode(s) after the first {m} of the task order are left out",
               file=sys.stderr)
     return [by_index[i] for i in range(m)]
+
+
+SCORE_KEYS = ("model", "k", "episode_index", "task_id")
+
+
+def write_scores(path: Path, cells: dict[tuple[str, Any], list[dict[str, Any]]]) -> None:
+    """Every scored episode of the table as one JSON line: its cell, its task and :data:`COLUMNS`;
+    small enough to commit beside a results file, so that a later table (``--scores``) can pair new
+    runs with these cells without replaying them."""
+    lines = [json.dumps({"model": model, "k": k, "episode_index": int(e["episode_index"]),
+                         "task_id": str(e.get("task_id", "")), **{c: e.get(c) for c in COLUMNS}})
+             for (model, k), eps in sorted(cells.items(), key=lambda c: (model_rank(c[0][0]), str(c[0][1]).zfill(3)))
+             for e in eps]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    tmp.replace(path)
+
+
+def read_scores(path: Path) -> dict[tuple[str, Any], list[dict[str, Any]]]:
+    """The cells of a scores file that :func:`write_scores` wrote, checked line by line (plain
+    JSON: a file from elsewhere is data, never code)."""
+    if not path.is_file():
+        raise SystemExit(f"error: --scores {path}: no such file; give a scores.jsonl written by the table stage")
+    cells: dict[tuple[str, Any], list[dict[str, Any]]] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        where = f"error: --scores {path} line {number}"
+        if not isinstance(record, dict) or any(key not in record for key in SCORE_KEYS):
+            raise SystemExit(f"{where} is not a score line (a JSON object with {', '.join(SCORE_KEYS)}); "
+                             "give a scores.jsonl written by the table stage")
+        k, index = record["k"], record["episode_index"]
+        if (not isinstance(record["model"], str) or not record["model"] or isinstance(index, bool)
+                or not isinstance(index, int) or index < 0 or not isinstance(record["task_id"], str)
+                or not (k == "hotpotqa" or (isinstance(k, int) and not isinstance(k, bool) and k > 0))):
+            raise SystemExit(f"{where}: model, k (a positive int or 'hotpotqa'), episode_index (an int >= 0) or "
+                             "task_id (a string) has the wrong type; give a scores.jsonl written by the table stage")
+        bad = [c for c in COLUMNS if record.get(c) is not None and (isinstance(record[c], bool)
+                                                                    or not isinstance(record[c], (int, float)))]
+        if bad:
+            raise SystemExit(f"{where}: {', '.join(bad)} must be numbers; give a scores.jsonl written by the table stage")
+        cell = cells.setdefault((record["model"], k), [])
+        cell.append({key: record[key] for key in ("episode_index", "task_id")} | {c: record.get(c) for c in COLUMNS})
+    for (model, k), eps in cells.items():
+        indices = [e["episode_index"] for e in eps]
+        if len(set(indices)) != len(indices):
+            raise SystemExit(f"error: --scores {path}: {model} at k={k} scores a task twice; "
+                             "give a scores.jsonl written by the table stage")
+    return cells
+
+
+def check_same_tasks(cells: dict[tuple[str, Any], list[dict[str, Any]]]) -> None:
+    """Pairing by ``episode_index`` is only valid if every cell of a k played the same task there:
+    stop, naming both cells, where two of them recorded different task ids (another seed, world or
+    task order)."""
+    seen: dict[tuple[Any, int], tuple[str, str]] = {}
+    for (model, k), eps in cells.items():
+        for e in eps:
+            task = str(e.get("task_id") or "")
+            if not task:
+                continue
+            first = seen.setdefault((k, int(e["episode_index"])), (task, model))
+            if first[0] != task:
+                raise SystemExit(f"error: {model} and {first[1]} at k={k} played different tasks as episode "
+                                 f"{e['episode_index']} ({task!r} vs {first[0]!r}); their cells cannot be paired: "
+                                 "evaluate both with the same env, seed and task order")
 
 
 def bootstrap_ci(values: Sequence[float], n: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -1211,6 +1289,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--minibatch-tokens", type=int, default=RL_MINIBATCH_TOKENS,
                         help="rl: tokens per forward pass (memory only: gradients are accumulated over the batch)")
     parser.add_argument("--results", default="", help="table: also write the results Markdown file here")
+    parser.add_argument("--scores", action="append", default=[],
+                        help="table: also use the per-task scores of earlier evaluations (a scores.jsonl the table "
+                             "stage wrote; repeatable); the cells in --out's eval folder take precedence")
     parser.add_argument("--comparison-drills", type=int, default=0,
                         help="sft: add N comparison drills (agents/trainer/drills.py) to the demonstrations")
     parser.add_argument("--precision", choices=["auto", *sorted(PRECISIONS)], default="auto",

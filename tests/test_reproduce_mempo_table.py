@@ -333,3 +333,86 @@ def test_transition_drills_need_n_of_k_labels(capsys) -> None:
         repro.main(["sft", "--transition-drills", "5"])
     assert "--transition-drills needs --numbering n/k" in capsys.readouterr().err
     assert repro.agent_settings("self", transition_drills=5)["trained_on"]["transition_drills"] == 5
+
+
+def write_cell(out: Path, model: str, k: int, em: list[float], tasks: str = "t") -> None:
+    folder = out / "eval" / f"{model}-k{k}"
+    folder.mkdir(parents=True)
+    lines = [json.dumps({"episode_index": i, "task_id": f"{tasks}{i}", "f1": x, "em": x, "tokens_total": 100 + i,
+                         "tokens_peak": 50, "tokens_generated": 20, "turns": 3, "malformed_turns": 0})
+             for i, x in enumerate(em)]
+    (folder / "episodes.jsonl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
+def table_args(out: Path, *scores: Path) -> Any:
+    import argparse
+
+    return argparse.Namespace(out=str(out), results="", scores=[str(p) for p in scores])
+
+
+def test_a_later_table_pairs_new_cells_with_the_scores_an_earlier_table_wrote(tmp_path: Path, capsys) -> None:
+    repro = load_script()
+    first, second = tmp_path / "first", tmp_path / "second"
+    write_cell(first, "sft", 1, [1, 1, 0, 1])
+    repro.stage_table(table_args(first))
+    scores = first / "scores.jsonl"
+    lines = [json.loads(line) for line in scores.read_text(encoding="utf-8").splitlines()]
+    assert [(r["model"], r["k"], r["episode_index"], r["task_id"], r["em"]) for r in lines] == [
+        ("sft", 1, 0, "t0", 1), ("sft", 1, 1, "t1", 1), ("sft", 1, 2, "t2", 0), ("sft", 1, 3, "t3", 1)]
+    # the earlier folder is gone; its scores still pair a new full-context cell with the SFT cell
+    import shutil
+
+    shutil.rmtree(first / "eval")
+    write_cell(second, "full-context", 1, [0, 1, 0, 0])
+    repro.stage_table(table_args(second, scores))
+    result = json.loads((second / "results.json").read_text(encoding="utf-8"))
+    assert {(r["model"], r["n"], r["em"]) for r in result["table"]} == {("sft", 4, 0.75), ("full-context", 4, 0.25)}
+    (pair,) = result["paired"]
+    assert (pair["a"], pair["b"], pair["n"], pair["em"], pair["a_only"], pair["b_only"]) == (
+        "sft", "full-context", 4, 0.5, 2, 0)
+    assert "| sft - full-context | 1 | 4 | +0.500" in capsys.readouterr().out
+    # the second table's scores hold both cells, so they can be carried on again
+    assert {json.loads(line)["model"] for line in (second / "scores.jsonl").read_text().splitlines()} == {
+        "sft", "full-context"}
+
+
+def test_a_cell_in_the_eval_folder_takes_precedence_over_its_earlier_scores(tmp_path: Path, capsys) -> None:
+    repro = load_script()
+    earlier = tmp_path / "earlier.jsonl"
+    earlier.write_text(json.dumps({"model": "sft", "k": 1, "episode_index": 0, "task_id": "t0", "em": 0.0}) + "\n")
+    write_cell(tmp_path / "out", "sft", 1, [1, 1])
+    repro.stage_table(table_args(tmp_path / "out", earlier))
+    (row,) = json.loads((tmp_path / "out" / "results.json").read_text())["table"]
+    assert (row["n"], row["em"]) == (2, 1.0)
+    assert "its scores in" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("line, message", [
+    ("not json", "line 2 is not a score line"),
+    ('{"model": "sft", "k": 1, "episode_index": 0}', "line 2 is not a score line"),
+    ('{"model": "sft", "k": 0, "episode_index": 0, "task_id": "t"}', "line 2: model, k"),
+    ('{"model": "sft", "k": 1, "episode_index": 1, "task_id": "t", "em": "1"}', "line 2: em must be numbers"),
+    ('{"model": "sft", "k": 1, "episode_index": 0, "task_id": "t0"}', "scores a task twice"),
+])
+def test_a_bad_scores_file_stops_the_table_with_its_line_and_writes_nothing(tmp_path: Path, line: str,
+                                                                            message: str) -> None:
+    repro = load_script()
+    path = tmp_path / "scores.jsonl"
+    path.write_text(json.dumps({"model": "sft", "k": 1, "episode_index": 0, "task_id": "t0", "em": 1.0}) + "\n"
+                    + line + "\n")
+    write_cell(tmp_path / "out", "full-context", 1, [1])
+    with pytest.raises(SystemExit, match=message):
+        repro.stage_table(table_args(tmp_path / "out", path))
+    assert not (tmp_path / "out" / "results.json").exists()
+    with pytest.raises(SystemExit, match="no such file"):
+        repro.stage_table(table_args(tmp_path / "out", tmp_path / "missing.jsonl"))
+
+
+def test_cells_that_played_other_tasks_are_never_paired(tmp_path: Path) -> None:
+    repro = load_script()
+    write_cell(tmp_path / "a", "sft", 1, [1, 0], tasks="seed0-")
+    repro.stage_table(table_args(tmp_path / "a"))
+    write_cell(tmp_path / "b", "full-context", 1, [1, 0], tasks="seed1-")
+    with pytest.raises(SystemExit, match=r"full-context and sft at k=1 played different tasks as episode 0|"
+                                         r"sft and full-context at k=1 played different tasks as episode 0"):
+        repro.stage_table(table_args(tmp_path / "b", tmp_path / "a" / "scores.jsonl"))
