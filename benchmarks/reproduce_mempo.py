@@ -705,8 +705,8 @@ def stage_table(args: argparse.Namespace) -> None:
             else:
                 cells[key] = eps
     check_same_tasks(cells)
+    cells = dict(sorted(cells.items(), key=lambda cell: cell_rank(*cell[0])))
     rows = [{"model": model, "k": k, "n": len(eps), **summary(eps)} for (model, k), eps in cells.items()]
-    rows.sort(key=lambda r: (isinstance(r["k"], str), model_rank(r["model"]), str(r["k"]).zfill(3)))
     out = Path(args.out)
     runs = sorted((d.name for d in out.iterdir() if (d / "trainer_state.json").is_file() and (d / "log.jsonl").is_file()),
                   key=model_rank)
@@ -789,6 +789,11 @@ def jobs_section(record: Path) -> list[str]:
 MODEL_ORDER = ["base", "sft-r1", "sft", "sft-temp0.7", "grpo", "mempo", "full-context-r1", "full-context", "oracle"]
 
 
+def cell_rank(model: str, k: Any) -> tuple[bool, tuple[int, str], str]:
+    """Table order of a (model, k) cell: SynthWiki before HotpotQA, then :func:`model_rank`, then k."""
+    return isinstance(k, str), model_rank(model), str(k).zfill(3)
+
+
 def model_rank(model: str) -> tuple[int, str]:
     """Table order: MODEL_ORDER, an RL run (``grpo-s2``, ``mempo-apply``) beside its algorithm."""
     base = model if model in MODEL_ORDER else model.split("-")[0]
@@ -821,13 +826,12 @@ def write_scores(path: Path, cells: dict[tuple[str, Any], list[dict[str, Any]]])
     """Every scored episode of the table as one JSON line: its cell, its task and :data:`COLUMNS`;
     small enough to commit beside a results file, so that a later table (``--scores``) can pair new
     runs with these cells without replaying them."""
+    from mempo_gym.harness.runfiles import write_bytes_atomic
+
     lines = [json.dumps({"model": model, "k": k, "episode_index": int(e["episode_index"]),
                          "task_id": str(e.get("task_id", "")), **{c: e.get(c) for c in COLUMNS}})
-             for (model, k), eps in sorted(cells.items(), key=lambda c: (model_rank(c[0][0]), str(c[0][1]).zfill(3)))
-             for e in eps]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    tmp.replace(path)
+             for (model, k), eps in cells.items() for e in eps]
+    write_bytes_atomic(path, "".join(line + "\n" for line in lines).encode("utf-8"))
 
 
 def read_scores(path: Path) -> dict[tuple[str, Any], list[dict[str, Any]]]:
