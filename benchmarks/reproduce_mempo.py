@@ -184,12 +184,17 @@ def resolve_precision(name: str) -> str:
     took 0.58x the CPU time of fp32 (AMD EPYC, benchmarks/results/cpu_precision.md), else fp32 (3.25x faster
     than bf16 on an Intel Xeon without them; `all --preset hour` took 46.1 min in bf16 against 66.8 in fp32 on
     the AMD host); a named precision is kept. ``all`` passes the resolved value to
-    its jobs, so their commands say which precision ran."""
-    if name != "auto":
-        return name
+    its jobs, so their commands say which precision ran. ``bf16`` named on a CPU without bf16 units
+    is kept, with a warning on stderr: there it is several times slower than fp32."""
     from mempo_agents.hardware import has_bf16_units
 
-    return "bf16" if has_bf16_units() else "fp32"
+    if name == "auto":
+        return "bf16" if has_bf16_units() else "fp32"
+    if name == "bf16" and not has_bf16_units():
+        print("warning: --precision bf16 on a CPU without bf16 units (AVX512-BF16 / AMX): bf16 is emulated there, "
+              "several times slower than fp32 (benchmarks/results/cpu_precision.md); pass --precision auto or fp32 "
+              "unless you must match bf16 results", file=sys.stderr)
+    return name
 
 
 def env_id(k: int) -> str:

@@ -294,6 +294,20 @@ def test_auto_precision_is_bf16_only_on_a_cpu_with_bf16_units_and_a_named_one_is
     assert all(job.argv[job.argv.index("--precision") + 1] in ("fp32", "bf16") for job in jobs)  # never "auto"
 
 
+@pytest.mark.parametrize("units", [True, False])
+def test_bf16_named_on_a_cpu_without_bf16_units_is_kept_with_a_warning(
+        units: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import mempo_agents.hardware
+
+    repro = load_script()
+    monkeypatch.setattr(mempo_agents.hardware, "has_bf16_units", lambda: units)
+    assert repro.resolve_precision("bf16") == "bf16" and repro.resolve_precision("fp32") == "fp32"
+    assert repro.resolve_precision("auto") == ("bf16" if units else "fp32")
+    warned = capsys.readouterr().err
+    assert ("warning: --precision bf16 on a CPU without bf16 units" in warned) is not units
+    assert warned.count("\n") == (0 if units else 1)  # one line, for the named bf16 only
+
+
 def test_worlds_of_rebuilds_each_train_world_once_with_every_task_entity() -> None:
     repro = load_script()
     envs = [repro.make_env(k, "train", 1, 3, "self") for k in (1, 2)]
