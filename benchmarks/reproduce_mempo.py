@@ -606,27 +606,40 @@ def stage_eval(args: argparse.Namespace, preset: Preset) -> None:
     from mempo_gym.harness import evaluate
 
     out = Path(args.out)
-    per_k = dict(preset.eval_per_k)
+    per_k = {k: (0, n) for k, n in preset.eval_per_k.items()}
     for item in filter(None, args.episodes.split(",")):
-        k, n = item.split("=")
-        per_k[int(k)] = int(n)
+        k, _, n = item.partition("=")
+        if not k.strip().isdigit():
+            raise SystemExit(f"error: --episodes item {item!r} is not K=N or K=FIRST:END (e.g. 4=50 or 4=41:50)")
+        per_k[int(k)] = episode_range(n, "--episodes")
+    hotpotqa = episode_range(str(args.hotpotqa), "--hotpotqa") if str(args.hotpotqa) not in ("", "0") else None
     for model in args.models.split(","):
         agent = make_eval_agent(model, out, args.repeat_temperature, args.max_new_tokens, PRECISIONS[args.precision][1])
         model = eval_name(model, None if model == "oracle" else args.repeat_temperature)
-        if args.hotpotqa:  # the real HotpotQA sample (data directory: $MEMPO_GYM_DATA), same agent settings
+        if hotpotqa:  # the real HotpotQA sample (data directory: $MEMPO_GYM_DATA), same agent settings
             folder = out / "eval" / f"{model}-hotpotqa"
             started = time.process_time()
-            evaluate(["MemPO-HotpotQA-v0"], agent, episodes=args.hotpotqa, seed=0, out=folder, batch_size=8,
-                     resume=(folder / "config.json").is_file(), progress=False)
-            log_line(out / "eval" / "log.jsonl", {"model": model, "k": "hotpotqa", "episodes": args.hotpotqa,
-                                                  "cpu_s": time.process_time() - started})
+            evaluate(["MemPO-HotpotQA-v0"], agent, episodes=hotpotqa[1], first=hotpotqa[0], seed=0, out=folder,
+                     batch_size=8, resume=(folder / "config.json").is_file(), progress=False)
+            log_line(out / "eval" / "log.jsonl", {"model": model, "k": "hotpotqa", "episodes": hotpotqa[1] - hotpotqa[0],
+                                                  "first": hotpotqa[0], "cpu_s": time.process_time() - started})
         for k in (int(x) for x in filter(None, args.ks.split(","))):
             folder = out / "eval" / f"{model}-k{k}"
             started = time.process_time()
-            evaluate([env_id(k)], agent, episodes=per_k[k], seed=0, out=folder, batch_size=16,
+            first, end = per_k[k]
+            evaluate([env_id(k)], agent, episodes=end, first=first, seed=0, out=folder, batch_size=16,
                      resume=(folder / "config.json").is_file(), progress=False)
-            log_line(out / "eval" / "log.jsonl", {"model": model, "k": k, "episodes": per_k[k],
+            log_line(out / "eval" / "log.jsonl", {"model": model, "k": k, "episodes": end - first, "first": first,
                                                   "cpu_s": time.process_time() - started})
+
+
+def episode_range(text: str, option: str) -> tuple[int, int]:
+    """``N`` (episodes 0..N-1 of the task order) or ``FIRST:END`` (a shard: episodes FIRST..END-1,
+    the same tasks as in a full run of END episodes; its scores pair with other runs by index)."""
+    first, _, end = text.rpartition(":") if ":" in text else ("0", "", text)
+    if not (first.strip().isdigit() and end.strip().isdigit()) or int(first) >= int(end):
+        raise SystemExit(f"error: {option} {text!r} is not N or FIRST:END with FIRST < END (e.g. 50 or 41:50)")
+    return int(first), int(end)
 
 
 def stage_decisions(args: argparse.Namespace) -> None:
@@ -699,16 +712,14 @@ def stage_table(args: argparse.Namespace) -> None:
             model, k = folder.name.rsplit("-k", 1)
         else:
             continue
-        eps = complete_prefix(read_episodes(folder / "episodes.jsonl").records)
+        first = int(json.loads((folder / "config.json").read_text(encoding="utf-8")).get("first", 0)) \
+            if (folder / "config.json").is_file() else 0
+        eps = complete_prefix(read_episodes(folder / "episodes.jsonl").records, first)
         if eps:
             cells[(model, int(k) if k.isdigit() else k)] = eps
     for path in getattr(args, "scores", None) or ():
         for key, eps in read_scores(Path(path)).items():
-            if key in cells:
-                print(f"note: {key[0]} at k={key[1]} is in {Path(args.out) / 'eval'}; its scores in {path} are left out",
-                      file=sys.stderr)
-            else:
-                cells[key] = eps
+            merge_scores(cells, key, eps, f"{Path(args.out) / 'eval'}", str(path))
     check_same_tasks(cells)
     cells = dict(sorted(cells.items(), key=lambda cell: cell_rank(*cell[0])))
     rows = [{"model": model, "k": k, "n": len(eps), **summary(eps)} for (model, k), eps in cells.items()]
@@ -808,20 +819,40 @@ def model_rank(model: str) -> tuple[int, str]:
 COLUMNS = ("f1", "em", "tokens_total", "tokens_peak", "tokens_generated", "turns", "malformed_turns")
 
 
-def complete_prefix(episodes: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Episodes 0..m-1 of the task order, m as large as finished.
+def complete_prefix(episodes: Sequence[dict[str, Any]], first: int = 0) -> list[dict[str, Any]]:
+    """Episodes first..m-1 of the task order, m as large as finished (``first``: where the run, a
+    shard, began; its config's ``first``).
 
     The harness refills its batch as episodes end, so a stopped cell holds the quick episodes
     of the tasks after the prefix and not yet the slow ones; scoring only the prefix keeps a
-    stopped cell an unbiased sample (the first m tasks of the seeded permutation)."""
+    stopped cell an unbiased sample (the tasks first..m-1 of the seeded permutation)."""
     by_index = {int(e["episode_index"]): e for e in episodes if "episode_index" in e}
-    m = 0
+    m = first
     while m in by_index:
         m += 1
-    if m < len(episodes):
-        print(f"note: {len(episodes) - m} finished episode(s) after the first {m} of the task order are left out",
-              file=sys.stderr)
-    return [by_index[i] for i in range(m)]
+    if m - first < len(episodes):
+        print(f"note: {len(episodes) - (m - first)} finished episode(s) outside episodes {first}..{m - 1} of the task "
+              "order are left out", file=sys.stderr)
+    return [by_index[i] for i in range(first, m)]
+
+
+def merge_scores(cells: dict[tuple[str, Any], list[dict[str, Any]]], key: tuple[str, Any],
+                 eps: list[dict[str, Any]], folder: str, path: str) -> None:
+    """Add a ``--scores`` cell to the table's cells: new, or pooled with the cell of the same model
+    and k where the two scored disjoint episodes (shards of one task order, e.g. ``--episodes
+    4=25`` here and ``4=25:50`` elsewhere); where they overlap, the eval folder's cell is kept."""
+    model, k = key
+    if key not in cells:
+        cells[key] = eps
+        return
+    mine = {int(e["episode_index"]) for e in cells[key]}
+    if mine & {int(e["episode_index"]) for e in eps}:
+        print(f"note: {model} at k={k} is already scored (in {folder} or an earlier --scores) on some of the same "
+              f"tasks; its scores in {path} are left out", file=sys.stderr)
+        return
+    cells[key] = sorted(cells[key] + eps, key=lambda e: int(e["episode_index"]))
+    print(f"note: {model} at k={k}: {len(mine)} episode(s) from {folder} pooled with {len(eps)} from {path}",
+          file=sys.stderr)
 
 
 SCORE_KEYS = ("model", "k", "episode_index", "task_id")
@@ -1253,7 +1284,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="rl: R^T of an unanswered or malformed episode is -P (default 0: the paper's validity rule)")
     parser.add_argument("--models", default="base,sft,grpo,mempo-apply,full-context,oracle")
     parser.add_argument("--ks", default="1,2,4,8")
-    parser.add_argument("--episodes", default="", help="override episodes per k, e.g. 1=50,2=50")
+    parser.add_argument("--episodes", default="",
+                        help="override episodes per k, e.g. 1=50,2=50; K=FIRST:END plays only episodes FIRST..END-1 "
+                             "of the task order (a shard, e.g. 4=41:50)")
     parser.add_argument("--repeat-temperature", type=float, default=None,
                         help="eval: sample a turn whose context repeats one seen in the episode at this temperature "
                         "(greedy otherwise); the rows are named MODEL-rtT")
@@ -1261,8 +1294,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="eval: tokens one turn may generate")
     parser.add_argument("--rl-max-new-tokens", type=int, default=96,
                         help="rl: tokens one sampled turn may generate (192 for n/k memories at k=8)")
-    parser.add_argument("--hotpotqa", type=int, default=0,
-                        help="eval: also play N episodes of MemPO-HotpotQA-v0 (real sample; $MEMPO_GYM_DATA)")
+    parser.add_argument("--hotpotqa", default="",
+                        help="eval: also play N episodes of MemPO-HotpotQA-v0 (real sample; $MEMPO_GYM_DATA), "
+                             "or FIRST:END for episodes FIRST..END-1")
     parser.add_argument("--init", default="", help="sft: continue this adapter folder; rl: start from it "
                         "(default OUT/sft-self/adapter)")
     parser.add_argument("--name", default="", help="sft / rl: output folder name (default sft-MEMORY / the algorithm)")

@@ -86,7 +86,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         args.env, agent, episodes=args.episodes, seed=args.seed, out=args.out,
         batch_size=args.batch_size if args.batch_size is not None else (args.concurrency or 1),
         resume=args.resume, env_kwargs=parse_assignments(args.env_kwarg, "--env-kwarg"),
-        progress=not args.no_progress, task_order=args.task_order,
+        progress=not args.no_progress, task_order=args.task_order, first=args.first,
     )
     failed = frame[frame["failed"].eq(True)] if "failed" in frame.columns else frame.iloc[0:0]
     done = frame.drop(index=failed.index)
@@ -259,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int,
                    help="served model: requests in flight at once (default 8; also the default --batch-size)")
     p.add_argument("--episodes", type=int, required=True, help="episodes per env")
+    p.add_argument("--first", type=int, default=0,
+                   help="play only episodes FIRST..EPISODES-1 of the task order: a shard of the run that others "
+                        "(other processes or machines, other --out) complete; episode i is the same task in each")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="run folder, e.g. runs/NAME")
     p.add_argument("--batch-size", type=int, default=None,

@@ -25,6 +25,19 @@ def test_eval_in_process_with_kwargs_and_options(tmp_path: Path, capsys: pytest.
     assert main(["eval", "--env", h.ENV_ID, "--agent", "_harness_envs:make_searcher", "--episodes", "3",
                  "--out", str(out), "--no-progress"]) == 1
     assert "--resume" in capsys.readouterr().err
+    # --first plays a shard of the task order: episodes 1 and 2 here, the tasks of the full run's 1 and 2
+    shard = tmp_path / "shard"
+    assert main(["eval", "--env", h.ENV_ID, "--agent", "_harness_envs:make_searcher", "--episodes", "3",
+                 "--first", "1", "--seed", "1", "--out", str(shard), "--env-kwarg", "max_turns=3",
+                 "--agent-option", "delay=0", "--no-progress"]) == 0
+    tasks = {r["episode_index"]: r["task_id"] for r in read_episodes(out / "episodes.jsonl").records}
+    assert {r["episode_index"]: r["task_id"] for r in read_episodes(shard / "episodes.jsonl").records} == {
+        1: tasks[1], 2: tasks[2]}
+    assert main(["eval", "--env", h.ENV_ID, "--agent", "_harness_envs:make_searcher", "--episodes", "3",
+                 "--first", "4", "--out", str(tmp_path / "none"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "first must be between 0 and episodes (3), got 4" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "none").exists()
 
 
 def test_errors_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -103,6 +103,24 @@ def test_existing_folder_and_config_mismatch_are_refused(tmp_path: Path) -> None
     assert after[:2] == before and len(after) == 4 and read_config(out)["episodes"] == 4
 
 
+def test_shards_play_the_tasks_of_their_indices_and_pool_into_the_full_run(tmp_path: Path) -> None:
+    evaluate(h.ENV_ID, h.ScriptedSearcher(), episodes=6, seed=5, out=tmp_path / "full", progress=False)
+    full = _comparable(_records(tmp_path / "full"))
+    evaluate(h.ENV_ID, h.ScriptedSearcher(), episodes=6, first=4, seed=5, out=tmp_path / "tail", batch_size=2,
+             progress=False)
+    tail = _records(tmp_path / "tail")
+    assert sorted(r["episode_index"] for r in tail) == [4, 5] and read_config(tmp_path / "tail")["first"] == 4
+    assert _comparable(tail) == full[4:]
+    # resuming the shard with a smaller first plays the episodes before it, and none twice
+    evaluate(h.ENV_ID, h.ScriptedSearcher(), episodes=6, first=1, seed=5, out=tmp_path / "tail", resume=True,
+             progress=False)
+    assert _comparable(_records(tmp_path / "tail")) == full[1:]
+    assert read_config(tmp_path / "tail")["first"] == 1 and read_config(tmp_path / "full")["first"] == 0
+    for first in (-1, 7):
+        with pytest.raises(ValueError, match="first must be between 0 and episodes"):
+            evaluate(h.ENV_ID, h.ScriptedSearcher(), episodes=6, first=first, seed=5, progress=False)
+
+
 def test_torn_tail_is_dropped_and_mid_file_damage_refused(tmp_path: Path) -> None:
     out = tmp_path / "run"
     evaluate(h.ENV_ID, h.ScriptedSearcher(), episodes=3, seed=4, out=out, progress=False)

@@ -28,10 +28,21 @@ def test_a_stopped_cell_is_scored_on_the_first_tasks_of_the_order_only(capsys) -
     finished = [{"episode_index": i, "em": float(i % 2)} for i in (1, 0, 3, 5, 6)]
     prefix = repro.complete_prefix(finished)
     assert [e["episode_index"] for e in prefix] == [0, 1]
-    assert "3 finished episode(s) after the first 2" in capsys.readouterr().err
+    assert "3 finished episode(s) outside episodes 0..1" in capsys.readouterr().err
     assert repro.complete_prefix([{"episode_index": i} for i in (2, 0, 1)]) == [
         {"episode_index": 0}, {"episode_index": 1}, {"episode_index": 2}]
     assert repro.complete_prefix([{"episode_index": 1}]) == []
+    # a shard that began at episode 3 (``--episodes K=3:N``) is scored from there
+    assert [e["episode_index"] for e in repro.complete_prefix([{"episode_index": i} for i in (4, 3, 6)], 3)] == [3, 4]
+
+
+def test_episode_ranges_are_a_count_or_a_shard_and_anything_else_is_refused() -> None:
+    repro = load_script()
+    assert repro.episode_range("50", "--episodes") == (0, 50)
+    assert repro.episode_range("41:50", "--episodes") == (41, 50)
+    for bad in ("", "x", "50:41", "5:5", "-1:4", "1:2:3"):
+        with pytest.raises(SystemExit, match="is not N or FIRST:END"):
+            repro.episode_range(bad, "--episodes")
 
 
 def test_paired_differences_match_tasks_by_index_and_resample_tasks() -> None:
@@ -349,13 +360,16 @@ def test_transition_drills_need_n_of_k_labels(capsys) -> None:
     assert repro.agent_settings("self", transition_drills=5)["trained_on"]["transition_drills"] == 5
 
 
-def write_cell(out: Path, model: str, k: int, em: list[float], tasks: str = "t") -> None:
+def write_cell(out: Path, model: str, k: int, em: list[float], tasks: str = "t", first: int = 0) -> None:
+    """An eval cell folder as the harness writes it; ``first`` > 0: a shard from that episode on."""
     folder = out / "eval" / f"{model}-k{k}"
     folder.mkdir(parents=True)
     lines = [json.dumps({"episode_index": i, "task_id": f"{tasks}{i}", "f1": x, "em": x, "tokens_total": 100 + i,
                          "tokens_peak": 50, "tokens_generated": 20, "turns": 3, "malformed_turns": 0})
-             for i, x in enumerate(em)]
+             for i, x in enumerate(em, first)]
     (folder / "episodes.jsonl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    if first:
+        (folder / "config.json").write_text(json.dumps({"episodes": first + len(em), "first": first}), encoding="utf-8")
 
 
 def table_args(out: Path, *scores: Path) -> Any:
@@ -430,3 +444,21 @@ def test_cells_that_played_other_tasks_are_never_paired(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match=r"full-context and sft at k=1 played different tasks as episode 0|"
                                          r"sft and full-context at k=1 played different tasks as episode 0"):
         repro.stage_table(table_args(tmp_path / "b", tmp_path / "a" / "scores.jsonl"))
+
+
+def test_shards_of_a_cell_are_pooled_and_paired_as_one_cell(tmp_path: Path, capsys) -> None:
+    repro = load_script()
+    write_cell(tmp_path / "b", "full-context", 1, [0, 1], first=2)  # --episodes 1=2:4 in another --out
+    repro.stage_table(table_args(tmp_path / "b"))
+    (row,) = json.loads((tmp_path / "b" / "results.json").read_text())["table"]
+    assert (row["n"], row["em"]) == (2, 0.5)
+    write_cell(tmp_path / "a", "full-context", 1, [1, 0])  # --episodes 1=2
+    write_cell(tmp_path / "a", "sft", 1, [1, 1, 1, 1])
+    repro.stage_table(table_args(tmp_path / "a", tmp_path / "b" / "scores.jsonl"))
+    result = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert {(r["model"], r["n"], r["em"]) for r in result["table"]} == {("sft", 4, 1.0), ("full-context", 4, 0.5)}
+    (pair,) = result["paired"]
+    assert (pair["n"], pair["em"], pair["a_only"], pair["b_only"]) == (4, 0.5, 2, 0)
+    assert "2 episode(s) from" in capsys.readouterr().err
+    pooled = [json.loads(line) for line in (tmp_path / "a" / "scores.jsonl").read_text().splitlines()]
+    assert [r["episode_index"] for r in pooled if r["model"] == "full-context"] == [0, 1, 2, 3]

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from tqdm import tqdm
 
 #: Config keys that may differ when a run is resumed (everything else must match).
-RESUMABLE_KEYS = frozenset({"command", "created_at", "episodes", "batch_size", "resumed"})
+RESUMABLE_KEYS = frozenset({"command", "created_at", "episodes", "first", "batch_size", "resumed"})
 
 
 class RunConfigMismatchError(RunFileError):
@@ -53,7 +53,7 @@ def _merged_env_kwargs(agent: Agent, env_kwargs: Mapping[str, Any] | None) -> di
 
 def _build_config(
     env_ids: Sequence[str], envs: Mapping[str, gym.Env], kwargs: Mapping[str, Any], agent: Agent,
-    episodes: int, seed: int, batch_size: int, task_order: str = DEFAULT_TASK_ORDER,
+    episodes: int, seed: int, batch_size: int, task_order: str = DEFAULT_TASK_ORDER, first: int = 0,
 ) -> dict[str, Any]:
     env_entries = []
     for env_id in env_ids:
@@ -64,7 +64,7 @@ def _build_config(
             "describe": described,
             "data_files": dict(described.get("data_files") or {}),
         })
-    first = env_entries[0]["describe"] if env_entries else {}
+    described = env_entries[0]["describe"] if env_entries else {}
     return {
         "format": RUN_FORMAT,
         "format_version": RUN_FORMAT_VERSION,
@@ -72,11 +72,12 @@ def _build_config(
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": _shlex_join(sys.argv),
         "envs": env_entries,
-        "tokenizer": first.get("tokenizer"),
-        "prompts_version": first.get("prompts_version", PROMPTS_VERSION),
+        "tokenizer": described.get("tokenizer"),
+        "prompts_version": described.get("prompts_version", PROMPTS_VERSION),
         "agent": to_jsonable(agent.describe()),
         "seed": int(seed),
         "episodes": int(episodes),
+        "first": int(first),
         "task_order": task_order,
         "batch_size": int(batch_size),
     }
@@ -126,6 +127,7 @@ def _prepare_folder(out: Path, config: dict[str, Any], resume: bool) -> list[dic
         )
     updated = dict(old)
     updated["episodes"] = max(int(old.get("episodes", 0)), int(config["episodes"]))
+    updated["first"] = min(int(old.get("first", 0)), int(config["first"]))
     updated["resumed"] = list(old.get("resumed", [])) + [
         {"at": config["created_at"], "command": config["command"], "batch_size": config["batch_size"]}
     ]
@@ -154,6 +156,7 @@ def evaluate(
     env_kwargs: Mapping[str, Any] | None = None,
     progress: bool = True,
     task_order: str = DEFAULT_TASK_ORDER,
+    first: int = 0,
 ) -> "pd.DataFrame":
     """Run ``agent`` for ``episodes`` episodes on each env id; return one row per episode.
 
@@ -169,6 +172,10 @@ def evaluate(
         progress: show a tqdm bar with the live mean F1 and mean ``tokens_total``.
         task_order: ``"permutation"`` (default: each task once, the first ``episodes`` of a
             seeded permutation) or ``"sample"`` (with replacement); see :mod:`.task_order`.
+        first: play episode indices ``first .. episodes-1`` only (a shard of the run). Episode
+            ``i`` is the same task in every run of the same seed, so runs of disjoint ranges
+            play disjoint tasks and their episodes can be pooled or paired by index; resuming
+            with a smaller ``first`` extends the folder downwards.
 
     An episode whose agent raises :class:`~mempo_gym.agent.EpisodeFailure` (a served
     model timed out or failed after its retries) is recorded with ``failed: true`` and the
@@ -188,7 +195,10 @@ def evaluate(
         raise TypeError(f"agent must be a mempo_gym.Agent, got {type(agent).__name__}")
     if int(episodes) < 0 or int(batch_size) < 1:
         raise ValueError(f"episodes must be >= 0 and batch_size >= 1, got {episodes} and {batch_size}")
-    episodes, batch_size = int(episodes), int(batch_size)
+    if not 0 <= int(first) <= int(episodes):
+        raise ValueError(f"first must be between 0 and episodes ({episodes}), got {first}: "
+                         "the run plays episode indices first .. episodes-1")
+    episodes, batch_size, first = int(episodes), int(batch_size), int(first)
     kwargs = _merged_env_kwargs(agent, env_kwargs)
 
     first_envs: dict[str, gym.Env] = {}
@@ -196,7 +206,7 @@ def evaluate(
         for env_id in env_ids:  # one instance per id up front: fail fast, and describe() for the config
             first_envs[env_id] = make_env(env_id, **kwargs)
             check_task_order(task_order, episodes, len(core_env(first_envs[env_id]).tasks), env_id)
-        config = _build_config(env_ids, first_envs, kwargs, agent, episodes, seed, batch_size, task_order)
+        config = _build_config(env_ids, first_envs, kwargs, agent, episodes, seed, batch_size, task_order, first)
         out_dir = Path(out) if out is not None else None
         done: list[dict[str, Any]] = []
         if out_dir is not None:
@@ -206,15 +216,16 @@ def evaluate(
         finished = {r["key"] for r in done}
         records = list(done)
         writer = EpisodeWriter(out_dir / EPISODES_FILE) if out_dir is not None else None
-        total = episodes * len(env_ids)
+        total = (episodes - first) * len(env_ids)
         from tqdm.auto import tqdm  # not at import time (it pulls in asyncio and ssl)
 
-        bar = tqdm(total=total, initial=min(len(finished), total), disable=not progress,
+        initial = sum(episode_key(env_id, i) in finished for env_id in env_ids for i in range(first, episodes))
+        bar = tqdm(total=total, initial=initial, disable=not progress,
                    desc=getattr(agent, "name", "agent"), unit="ep", dynamic_ncols=True)
         try:
             _show(bar, records)
             for env_id in env_ids:
-                pending = deque(i for i in range(episodes) if episode_key(env_id, i) not in finished)
+                pending = deque(i for i in range(first, episodes) if episode_key(env_id, i) not in finished)
                 if not pending:
                     continue
                 _run_env(env_id, first_envs[env_id], kwargs, agent, seed, batch_size, pending,
