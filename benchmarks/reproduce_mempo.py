@@ -851,7 +851,7 @@ def merge_scores(cells: dict[tuple[str, Any], list[dict[str, Any]]], key: tuple[
               f"tasks; its scores in {path} are left out", file=sys.stderr)
         return
     cells[key] = sorted(cells[key] + eps, key=lambda e: int(e["episode_index"]))
-    print(f"note: {model} at k={k}: {len(mine)} episode(s) from {folder} pooled with {len(eps)} from {path}",
+    print(f"note: {model} at k={k}: {len(eps)} episode(s) from {path} pooled with the {len(mine)} already scored",
           file=sys.stderr)
 
 

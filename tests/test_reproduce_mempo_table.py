@@ -459,6 +459,6 @@ def test_shards_of_a_cell_are_pooled_and_paired_as_one_cell(tmp_path: Path, caps
     assert {(r["model"], r["n"], r["em"]) for r in result["table"]} == {("sft", 4, 1.0), ("full-context", 4, 0.5)}
     (pair,) = result["paired"]
     assert (pair["n"], pair["em"], pair["a_only"], pair["b_only"]) == (4, 0.5, 2, 0)
-    assert "2 episode(s) from" in capsys.readouterr().err
+    assert "2 episode(s) from" in capsys.readouterr().err and "pooled with the 2 already scored"
     pooled = [json.loads(line) for line in (tmp_path / "a" / "scores.jsonl").read_text().splitlines()]
     assert [r["episode_index"] for r in pooled if r["model"] == "full-context"] == [0, 1, 2, 3]
