@@ -700,7 +700,7 @@ def numbering_of(adapter: Path) -> str:
 
 def stage_table(args: argparse.Namespace) -> None:
     """One table from the eval run folders: F1/EM with 95% bootstrap intervals and token means."""
-    from mempo_gym.harness.runfiles import read_episodes
+    from mempo_gym.harness.runfiles import read_config, read_episodes
 
     if not (Path(args.out) / "eval").is_dir():
         raise SystemExit(f"error: {Path(args.out) / 'eval'} does not exist; run the eval stage into --out first")
@@ -712,8 +712,7 @@ def stage_table(args: argparse.Namespace) -> None:
             model, k = folder.name.rsplit("-k", 1)
         else:
             continue
-        first = int(json.loads((folder / "config.json").read_text(encoding="utf-8")).get("first", 0)) \
-            if (folder / "config.json").is_file() else 0
+        first = int(read_config(folder).get("first", 0)) if (folder / "config.json").is_file() else 0
         eps = complete_prefix(read_episodes(folder / "episodes.jsonl").records, first)
         if eps:
             cells[(model, int(k) if k.isdigit() else k)] = eps

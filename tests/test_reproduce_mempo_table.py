@@ -369,7 +369,8 @@ def write_cell(out: Path, model: str, k: int, em: list[float], tasks: str = "t",
              for i, x in enumerate(em, first)]
     (folder / "episodes.jsonl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     if first:
-        (folder / "config.json").write_text(json.dumps({"episodes": first + len(em), "first": first}), encoding="utf-8")
+        config = {"format": "mempo-gym-run", "episodes": first + len(em), "first": first}
+        (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
 
 
 def table_args(out: Path, *scores: Path) -> Any:
