@@ -550,14 +550,17 @@ def agent_settings(memory: str, dtype: str = "float32", **demonstrations: Any) -
 
 # ----------------------------------------------------------------------------------- evaluation
 def make_eval_agent(model: str, out: Path, repeat_temperature: float | None = None,
-                    max_new_tokens: int = EVAL_MAX_NEW_TOKENS, dtype: str = "float32") -> Any:
+                    max_new_tokens: int = EVAL_MAX_NEW_TOKENS, dtype: str = "float32",
+                    prefix_cache_tokens: int = 0) -> Any:
     """The agent of a table row; ``repeat_temperature`` samples the turns whose context repeats
-    one already seen in the episode (greedy otherwise; ``LLMAgent``)."""
+    one already seen in the episode (greedy otherwise; ``LLMAgent``); ``prefix_cache_tokens``
+    reuses the keys and values of earlier prompts' shared prefixes (``TransformersBackend``)."""
     from mempo_gym.agent import make_agent
 
     if model == "oracle":
         return make_agent("oracle")
-    llm = {"max_new_tokens": max_new_tokens, "dtype": dtype, "repeat_temperature": repeat_temperature}
+    llm = {"max_new_tokens": max_new_tokens, "dtype": dtype, "repeat_temperature": repeat_temperature,
+           **({"prefix_cache_tokens": prefix_cache_tokens} if prefix_cache_tokens else {})}
     if model == "base":  # the untrained embedded model, prompted (chat template on)
         return make_agent("mempo", model="smollm2-135m-instruct", **llm)
     agent = "full-context" if model.startswith("full-context") else "mempo"
@@ -614,7 +617,8 @@ def stage_eval(args: argparse.Namespace, preset: Preset) -> None:
         per_k[int(k)] = episode_range(n, "--episodes")
     hotpotqa = episode_range(str(args.hotpotqa), "--hotpotqa") if str(args.hotpotqa) not in ("", "0") else None
     for model in args.models.split(","):
-        agent = make_eval_agent(model, out, args.repeat_temperature, args.max_new_tokens, PRECISIONS[args.precision][1])
+        agent = make_eval_agent(model, out, args.repeat_temperature, args.max_new_tokens, PRECISIONS[args.precision][1],
+                                args.prefix_cache_tokens)
         model = eval_name(model, None if model == "oracle" else args.repeat_temperature)
         if hotpotqa:  # the real HotpotQA sample (data directory: $MEMPO_GYM_DATA), same agent settings
             folder = out / "eval" / f"{model}-hotpotqa"
@@ -1291,6 +1295,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(greedy otherwise); the rows are named MODEL-rtT")
     parser.add_argument("--max-new-tokens", type=int, default=EVAL_MAX_NEW_TOKENS,
                         help="eval: tokens one turn may generate")
+    parser.add_argument("--prefix-cache-tokens", type=int, default=0,
+                        help="eval: reuse the keys and values of up to this many positions of earlier prompts "
+                             "(TransformersBackend prefix_cache_tokens; ~46 KB each in fp32); 0 recomputes every "
+                             "prompt (benchmarks/prefix_cache.py measures both)")
     parser.add_argument("--rl-max-new-tokens", type=int, default=96,
                         help="rl: tokens one sampled turn may generate (192 for n/k memories at k=8)")
     parser.add_argument("--hotpotqa", default="",

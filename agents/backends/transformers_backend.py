@@ -24,6 +24,7 @@ from mempo_agents.backends.base import (
     DEFAULT_STOP, BackendError, Generation, cut_after_stop, validate_generate_args,
 )
 from mempo_agents.backends.embedded_model import EMBEDDED_MODEL_NAME, load_embedded_model
+from mempo_agents.backends.prefix_cache import PrefixCache, greedy_generate
 
 DTYPES = ("float32", "bfloat16")
 
@@ -62,6 +63,9 @@ class TransformersBackend:
         system_prompt: system message used with the chat template (``None`` keeps the
             template's default).
         num_threads: ``torch.set_num_threads`` value (``None`` leaves torch's default).
+        prefix_cache_tokens: keep the keys and values of up to this many positions of recent
+            prompts and reuse their longest shared prefix in greedy generation
+            (:mod:`~mempo_agents.backends.prefix_cache`); 0 (the default) recomputes every prompt.
     """
 
     def __init__(
@@ -73,6 +77,7 @@ class TransformersBackend:
         chat_template: bool | None = None,
         system_prompt: str | None = None,
         num_threads: int | None = None,
+        prefix_cache_tokens: int = 0,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -133,6 +138,9 @@ class TransformersBackend:
             raise BackendError(f"chat_template=True but the tokenizer of {self.model_name!r} has no chat template")
         self.chat_template = has_template if chat_template is None else bool(chat_template)
         self.system_prompt = system_prompt
+        if int(prefix_cache_tokens) < 0:
+            raise ValueError(f"prefix_cache_tokens must be >= 0 (0 = off), got {prefix_cache_tokens}")
+        self.prefix_cache = PrefixCache(int(prefix_cache_tokens)) if prefix_cache_tokens else None
 
     # ------------------------------------------------------------------ prompts
     def format_prompt(self, prompt: str) -> str:
@@ -165,9 +173,17 @@ class TransformersBackend:
         if not prompts:
             return []
         texts = [self.format_prompt(p) for p in prompts]
-        batch = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         eos = self.tokenizer.eos_token_id
         finish_ids = {t for t in (eos, self.tokenizer.pad_token_id) if t is not None}
+        if self.prefix_cache is not None and temperature == 0:
+            rows = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+            detector = StopDetector(self.tokenizer, tuple(stop))
+            new_tokens = greedy_generate(
+                self.model, rows, self.prefix_cache, max_new_tokens, pad_id=int(self.tokenizer.pad_token_id),
+                finish_ids=finish_ids, is_done=lambda ids: bool(stop) and detector.completes_stop(ids),
+            )
+            return self._generations(prompts, texts, new_tokens, finish_ids, stop)
+        batch = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         options: dict[str, Any] = {
             "max_new_tokens": max_new_tokens,
             "pad_token_id": self.tokenizer.pad_token_id,
@@ -184,7 +200,11 @@ class TransformersBackend:
             if seed is not None:
                 torch.manual_seed(int(seed))
             out = self.model.generate(**batch, **options)
-        new_tokens = out[:, batch["input_ids"].shape[1]:].tolist()
+        return self._generations(prompts, texts, out[:, batch["input_ids"].shape[1]:].tolist(), finish_ids, stop)
+
+    def _generations(self, prompts: list[str], texts: list[str], new_tokens: list[list[int]],
+                     finish_ids: set[int], stop: Sequence[str]) -> list[Generation]:
+        """Each row's text cut at its first finish token or stop string, with its token counts."""
         results = []
         for prompt, text_in, row in zip(prompts, texts, new_tokens):
             ids = row
@@ -216,6 +236,8 @@ class TransformersBackend:
             "dtype": self.dtype,
             "chat_template": self.chat_template,
             "system_prompt": self.system_prompt,
+            # only when on, so run folders written without the cache still resume
+            **({"prefix_cache_tokens": self.prefix_cache.max_tokens} if self.prefix_cache is not None else {}),
         }
 
     def __repr__(self) -> str:
