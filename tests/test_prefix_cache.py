@@ -103,3 +103,26 @@ def test_prefix_cache_option_is_validated_described_and_skipped_when_sampling(ba
     sampled = cached.generate(["Say hi."], max_new_tokens=4, temperature=0.8, seed=1)
     assert sampled[0].usage["completion_tokens"] <= 4
     assert cached.prefix_cache.stats["prompt_tokens"] == seen  # sampling takes the uncached path
+
+
+@needs_model
+def test_cli_eval_with_prefix_cache_plays_the_same_episode(tmp_path: Any) -> None:
+    """`mempo-gym eval --agent-option prefix_cache_tokens=N`: the shipped full-context agent plays
+    the same episode as without the cache, and the run's config says the cache was on."""
+    import json
+
+    from mempo_gym.cli import main
+
+    runs = {}
+    for name, options in (("plain", []), ("cached", ["--agent-option", "prefix_cache_tokens=8192"])):
+        out = tmp_path / name
+        assert main(["eval", "--env", "MemPO-SynthWiki-v0", "--agent", "full-context", "--episodes", "1",
+                     "--out", str(out), "--agent-option", "max_new_tokens=64", *options, "--no-progress"]) == 0
+        config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+        (line,) = (out / "episodes.jsonl").read_text(encoding="utf-8").splitlines()
+        runs[name] = (config["agent"]["backend"], json.loads(line))
+    assert runs["cached"][0]["prefix_cache_tokens"] == 8192 and "prefix_cache_tokens" not in runs["plain"][0]
+    plain, cached = runs["plain"][1], runs["cached"][1]
+    assert plain["turns"] >= 2  # a later turn reused the first one's prefix
+    assert cached["transcript"] == plain["transcript"]
+    assert (cached["em"], cached["tokens_total"]) == (plain["em"], plain["tokens_total"])
