@@ -148,18 +148,24 @@ def greedy_generate(
         store.stats["prompt_tokens"] += int(prompt.numel())
         store.stats["reused_tokens"] += n
     cache = DynamicCache()
+    sources = [entry for _, entry in found]
+    del found
     if width_cached:
-        layers = len(next(e for _, e in found if e is not None).keys)
-        sample = next(e for _, e in found if e is not None)
-        for layer in range(layers):
+        sample = next(e for e in sources if e is not None)
+        for layer in range(len(sample.keys)):
             heads, _, dim = sample.keys[layer].shape
             keys = sample.keys[layer].new_zeros((batch, heads, width_cached, dim))
             values = sample.values[layer].new_zeros((batch, heads, width_cached, dim))
-            for row, (n, entry) in enumerate(found):
-                if n:
-                    keys[row, :, width_cached - n:] = entry.keys[layer][:, :n]
-                    values[row, :, width_cached - n:] = entry.values[layer][:, :n]
+            for row, (n, source) in enumerate(zip(reused, sources)):
+                if source is not None and n:
+                    keys[row, :, width_cached - n:] = source.keys[layer][:, :n]
+                    values[row, :, width_cached - n:] = source.values[layer][:, :n]
             cache.update(keys, values, layer)
+        del sample, keys, values
+    for source in sources:  # copied into the batch; each row's new entry will hold the prefix it reused
+        if source is not None:
+            store.discard(source)
+    sources.clear()  # their memory goes before the batch grows
     generated: list[list[int]] = [[] for _ in range(batch)]
     finished: dict[int, CacheEntry] = {}
     active = list(range(batch))  # the row of each position in the running batch
@@ -170,8 +176,8 @@ def greedy_generate(
         columns = mask[position].nonzero().squeeze(1)
         fed = generated[row][: int(columns.numel()) - int(prompts[row].numel())]
         return CacheEntry(ids=torch.cat([prompts[row], torch.tensor(fed, dtype=torch.long)]),
-                          keys=[k[position][:, columns].clone() for k, _ in _layers(cache)],
-                          values=[v[position][:, columns].clone() for _, v in _layers(cache)])
+                          keys=[k[position][:, columns] for k, _ in _layers(cache)],  # indexing copies
+                          values=[v[position][:, columns] for _, v in _layers(cache)])
 
     with torch.inference_mode():
         out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, cache=cache,
@@ -196,9 +202,6 @@ def greedy_generate(
             out = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_position[:, None],
                         cache=cache, use_cache=True, logits_to_keep=1)
             next_position += 1
-    for _, used in found:  # each row's new entry holds the prefix it reused: the rest is stale
-        if used is not None:
-            store.discard(used)
     for row in range(batch):
         store.store(finished[row])
     return generated
