@@ -27,6 +27,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from mempo_agents.kv_cache import cache_keyword, cache_layers
+
 
 @dataclass
 class CacheEntry:
@@ -103,11 +105,6 @@ class PrefixCache:
         self.entries.clear()
 
 
-def _layers(cache: Any) -> list[tuple[Any, Any]]:
-    """(keys, values) of each layer of a ``transformers`` DynamicCache, ``[batch, heads, len, dim]``."""
-    return [(layer.keys, layer.values) for layer in cache.layers]
-
-
 def greedy_generate(
     model: Any,
     rows: Sequence[Sequence[int]],
@@ -176,12 +173,13 @@ def greedy_generate(
         columns = mask[position].nonzero().squeeze(1)
         fed = generated[row][: int(columns.numel()) - int(prompts[row].numel())]
         return CacheEntry(ids=torch.cat([prompts[row], torch.tensor(fed, dtype=torch.long)]),
-                          keys=[k[position][:, columns] for k, _ in _layers(cache)],  # indexing copies
-                          values=[v[position][:, columns] for _, v in _layers(cache)])
+                          keys=[k[position][:, columns] for k, _ in cache_layers(cache)],  # indexing copies
+                          values=[v[position][:, columns] for _, v in cache_layers(cache)])
 
+    keyword = cache_keyword(model)
     with torch.inference_mode():
-        out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, cache=cache,
-                    use_cache=True, logits_to_keep=1)
+        out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                    logits_to_keep=1, **{keyword: cache})
         for step in range(max_new_tokens):
             tokens = out.logits[:, -1].argmax(-1)
             keep = []
@@ -200,7 +198,7 @@ def greedy_generate(
                 active = [active[p] for p in keep]
             mask = torch.cat([mask, torch.ones((len(active), 1), dtype=torch.long)], dim=1)
             out = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_position[:, None],
-                        cache=cache, use_cache=True, logits_to_keep=1)
+                        use_cache=True, logits_to_keep=1, **{keyword: cache})
             next_position += 1
     for row in range(batch):
         store.store(finished[row])

@@ -29,22 +29,12 @@ from mempo_gym.core.context import ContextManager, FullContext, SelfMemory, Turn
 from mempo_gym.core.env import MemoryEnv
 from mempo_gym.core.protocol import StopDetector, parse_turn
 
+from mempo_agents.kv_cache import cache_keyword, output_cache
 
 
 # =============================================================================================
 # 1. Batched sampling with a KV cache
 # =============================================================================================
-def _cache_argument(model: torch.nn.Module) -> str:
-    """The KV-cache keyword of ``model.forward`` (``cache`` in recent transformers, else ``past_key_values``)."""
-    import inspect
-
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-
-
-def _output_cache(out: Any) -> Any:
-    return out["cache"] if "cache" in out else out.past_key_values
-
-
 @torch.no_grad()
 def sample_batch(
     model: torch.nn.Module,
@@ -70,9 +60,9 @@ def sample_batch(
         mask[i, width - len(ctx):] = 1
     ids, mask = ids.to(device), mask.to(device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    cache_arg = _cache_argument(model)
+    cache_arg = cache_keyword(model)
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
-    past, logits = _output_cache(out), out.logits[:, -1, :]  # the vocabulary at the last position only
+    past, logits = output_cache(out), out.logits[:, -1, :]  # the vocabulary at the last position only
     last_pos = positions[:, -1]
     generated: list[list[int]] = [[] for _ in range(b)]
     logprobs: list[list[float]] = [[] for _ in range(b)]
@@ -103,7 +93,7 @@ def sample_batch(
             input_ids=feed[:, None], attention_mask=mask, position_ids=last_pos[:, None],
             use_cache=True, **{cache_arg: past},
         )
-        past, logits = _output_cache(out), out.logits[:, -1, :]
+        past, logits = output_cache(out), out.logits[:, -1, :]
     return generated, logprobs
 
 
@@ -289,7 +279,7 @@ def _long_row_logprob(model: torch.nn.Module, prefix: Sequence[int], target: Seq
     the KV cache: attention memory grows with piece x length, not length^2 (one pass over a k=8
     full history of ~10k tokens needs several GB of attention scores on its own)."""
     device = next(model.parameters()).device
-    cache_arg = _cache_argument(model)
+    cache_arg = cache_keyword(model)
     if not prefix or not target:
         raise ValueError("a row needs at least one prefix and one target token")
     head, tail = list(prefix[:-1]), [prefix[-1], *target]
@@ -297,7 +287,7 @@ def _long_row_logprob(model: torch.nn.Module, prefix: Sequence[int], target: Seq
     for start in range(0, len(head), piece):
         ids = torch.tensor([head[start:start + piece]], dtype=torch.long, device=device)
         out = model(input_ids=ids, use_cache=True, logits_to_keep=1, **{cache_arg: past})
-        past = _output_cache(out)
+        past = output_cache(out)
     ids = torch.tensor([tail], dtype=torch.long, device=device)
     out = model(input_ids=ids, use_cache=True, logits_to_keep=len(tail), **{cache_arg: past})
     logits = out.logits[0, -len(tail):-1].float()  # position j predicts target token j
