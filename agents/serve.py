@@ -332,18 +332,21 @@ def default_model_name(model: str | None) -> str:
     return Path(str(model).rstrip("/")).name
 
 
-def load_backend(model: str | None, *, dtype: str = "float32", num_threads: int | None = None) -> Backend:
-    """A transformers backend (chat template off; the server applies it) for a name, folder or ``None``."""
+def load_backend(model: str | None, *, dtype: str = "float32", num_threads: int | None = None,
+                 prefix_cache_tokens: int = 0) -> Backend:
+    """A transformers backend (chat template off; the server applies it) for a name, folder or ``None``;
+    ``prefix_cache_tokens`` > 0 reuses earlier requests' shared prefixes in greedy generation."""
     from mempo_agents.backends.transformers_backend import TransformersBackend
     from mempo_agents.registry import resolve_model
 
-    return TransformersBackend(resolve_model(model), dtype=dtype, chat_template=False, num_threads=num_threads)
+    return TransformersBackend(resolve_model(model), dtype=dtype, chat_template=False, num_threads=num_threads,
+                               prefix_cache_tokens=prefix_cache_tokens)
 
 
 def serve(
     model: str | None = None, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, name: str | None = None,
     max_batch: int = 8, max_tokens_limit: int = DEFAULT_MAX_TOKENS_LIMIT, api_key_env: str | None = None,
-    dtype: str = "float32", num_threads: int | None = None, log_level: str = "warning",
+    dtype: str = "float32", num_threads: int | None = None, log_level: str = "warning", prefix_cache_tokens: int = 0,
 ) -> None:
     """Load ``model`` and serve it until interrupted; prints ``serving NAME at URL`` once listening.
 
@@ -353,7 +356,7 @@ def serve(
         import uvicorn
     except ImportError:
         raise ImportError("mempo-gym serve needs fastapi and uvicorn: pip install 'mempo-gym[serve]'") from None
-    backend = load_backend(model, dtype=dtype, num_threads=num_threads)
+    backend = load_backend(model, dtype=dtype, num_threads=num_threads, prefix_cache_tokens=prefix_cache_tokens)
     name = name or default_model_name(model)
     app = create_app(backend, name, max_batch=max_batch, max_tokens_limit=max_tokens_limit, api_key_env=api_key_env)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
@@ -435,6 +438,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key-env", help="require 'Authorization: Bearer $VAR' from clients")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--num-threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--prefix-cache-tokens", type=int, default=0,
+                        help="reuse the keys and values of up to this many positions of earlier requests' prompts in "
+                             "greedy generation (~46 KB each for SmolLM2-135M in float32; default 0: off)")
 
 
 def register(subparsers: Any) -> None:
@@ -448,7 +454,7 @@ def register(subparsers: Any) -> None:
 def run_from_args(args: argparse.Namespace) -> int:
     serve(args.model, host=args.host, port=args.port, name=args.name, max_batch=args.max_batch,
           max_tokens_limit=args.max_tokens_limit, api_key_env=args.api_key_env, dtype=args.dtype,
-          num_threads=args.num_threads)
+          num_threads=args.num_threads, prefix_cache_tokens=args.prefix_cache_tokens)
     return 0
 
 

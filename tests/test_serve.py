@@ -135,3 +135,20 @@ def test_generation_queue_batches_equal_settings_and_matches_unbatched() -> None
     queue.close()
     assert texts == expected
     assert sorted(queue.batches) == [1, len(prompts)]  # equal settings in one batch, the other alone
+
+
+def test_served_with_prefix_cache_answers_as_without(tmp_path) -> None:
+    """``serve --prefix-cache-tokens``: a growing prompt gets the text an uncached local backend writes."""
+    from mempo_agents.backends.transformers_backend import TransformersBackend
+    from tests.helpers import tiny_llama
+
+    folder = tiny_llama(tmp_path / "tiny-llama")
+    local = TransformersBackend(folder, chat_template=False)
+    first = "question : who"
+    with ServedModel(["--model", folder, "--prefix-cache-tokens", "1024"]) as server:
+        client = OpenAIBackend(server.base_url)
+        answer = client.generate([first], 6, stop=[])[0].text
+        second = first + answer + " answer :"
+        again = client.generate([second], 6, stop=[])[0].text
+    assert answer == local.generate([first], 6, stop=[])[0].text
+    assert again == local.generate([second], 6, stop=[])[0].text
