@@ -1180,8 +1180,9 @@ def recipe_jobs(args: argparse.Namespace, preset: Preset, given: set[str] = froz
     evals = []
     for model in ("full-context", "sft", *[m for m in trained_by if m not in ("full-context", "sft")], "base",
                   "oracle"):
+        cached = ("--prefix-cache-tokens", str(args.prefix_cache_tokens)) if args.prefix_cache_tokens else ()
         evals.append(Job(f"eval-{model}", ("eval", "--models", model, "--ks", ks,
-                                           "--max-new-tokens", str(args.max_new_tokens), *common),
+                                           "--max-new-tokens", str(args.max_new_tokens), *cached, *common),
                          after=(trained_by[model],) if model in trained_by else ()))
     return jobs + evals
 
@@ -1296,7 +1297,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-new-tokens", type=int, default=EVAL_MAX_NEW_TOKENS,
                         help="eval: tokens one turn may generate")
     parser.add_argument("--prefix-cache-tokens", type=int, default=0,
-                        help="eval: reuse the keys and values of up to this many positions of earlier prompts "
+                        help="eval (and all's evaluations): reuse the keys and values of up to this many positions of earlier prompts "
                              "(TransformersBackend prefix_cache_tokens; ~46 KB each in fp32); 0 recomputes every "
                              "prompt (benchmarks/prefix_cache.py measures both)")
     parser.add_argument("--rl-max-new-tokens", type=int, default=96,

@@ -116,6 +116,10 @@ def test_the_hour_preset_is_one_round_per_memory_mode_with_equal_rl_budgets() ->
     assert {parsed[n].models for n in by_name if n.startswith("eval-")} == {
         "full-context", "sft", "grpo-fp0.5", "mempo-apply-fp0.5", "base", "oracle"}
     assert all(parsed[n].ks == "1,2" for n in by_name if n.startswith("eval-"))
+    assert all(parsed[n].prefix_cache_tokens == 0 for n in by_name if n.startswith("eval-"))
+    argv = ["all", "--preset", "hour", "--prefix-cache-tokens", "65536"]  # evaluations reuse prompt prefixes
+    jobs = repro.recipe_jobs(parser.parse_args(argv), repro.PRESETS["hour"], repro.given_options(argv))
+    assert {parser.parse_args(job.argv).prefix_cache_tokens for job in jobs if job.name.startswith("eval-")} == {65536}
     # an option given on the command line wins over the preset's recipe
     argv = ["all", "--preset", "hour", "--comparison-drills", "100", "--format-penalty", "0"]  # 0: the default
     jobs = repro.recipe_jobs(parser.parse_args(argv), repro.PRESETS["hour"], repro.given_options(argv))
