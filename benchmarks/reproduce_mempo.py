@@ -1297,9 +1297,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-new-tokens", type=int, default=EVAL_MAX_NEW_TOKENS,
                         help="eval: tokens one turn may generate")
     parser.add_argument("--prefix-cache-tokens", type=int, default=0,
-                        help="eval (and all's evaluations): reuse the keys and values of up to this many positions of earlier prompts "
-                             "(TransformersBackend prefix_cache_tokens; ~46 KB each in fp32); 0 recomputes every "
-                             "prompt (benchmarks/prefix_cache.py measures both)")
+                        help="eval (and all's evaluations): reuse the keys and values of up to this many positions "
+                             "of earlier prompts (TransformersBackend prefix_cache_tokens; ~46 KB each in fp32); 0 "
+                             "recomputes every prompt (benchmarks/prefix_cache.py measures both)")
     parser.add_argument("--rl-max-new-tokens", type=int, default=96,
                         help="rl: tokens one sampled turn may generate (192 for n/k memories at k=8)")
     parser.add_argument("--hotpotqa", default="",
