@@ -2,7 +2,9 @@
 
 Batched generation pads on the left, stops each row at its first stop string
 (``</search>``/``</answer>``, kept in the text), samples with ``temperature``/``top_p``
-from a seeded RNG (greedy when ``temperature=0``), and can run in bfloat16 on CPU.
+from a seeded RNG (greedy when ``temperature=0``), and can run in bfloat16 on CPU. With
+``prefix_cache_tokens`` > 0, greedy calls reuse the keys and values of earlier prompts' shared
+prefixes (:mod:`~mempo_agents.backends.prefix_cache`); sampling always recomputes.
 
 Chat templates: with ``chat_template=True`` (the default when the tokenizer has one, as
 instruct models do) each prompt (the environment's context) becomes the single user
