@@ -20,12 +20,9 @@ import time
 from typing import Any
 
 from mempo_agents.hardware import describe_cpu
+from reproduce_mempo import env_id  # the registered SynthWiki id of k objectives (this folder is on sys.path)
 
 SHIPPED_FULL = "agents/checkpoints/full-context-smollm2-135m-lora"
-
-
-def env_id(k: int) -> str:
-    return "MemPO-SynthWiki-v0" if k == 1 else f"MemPO-SynthWiki-{k}obj-v0"
 
 
 def play(agent_name: str, model: str, cache_tokens: int, args: argparse.Namespace) -> tuple[float, Any, Any]:

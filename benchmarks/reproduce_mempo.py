@@ -1178,9 +1178,9 @@ def recipe_jobs(args: argparse.Namespace, preset: Preset, given: set[str] = froz
         trained_by[name] = name
     ks = ",".join(str(k) for k, n in preset.eval_per_k.items() if n)
     evals = []
+    cached = ("--prefix-cache-tokens", str(args.prefix_cache_tokens)) if args.prefix_cache_tokens else ()
     for model in ("full-context", "sft", *[m for m in trained_by if m not in ("full-context", "sft")], "base",
                   "oracle"):
-        cached = ("--prefix-cache-tokens", str(args.prefix_cache_tokens)) if args.prefix_cache_tokens else ()
         evals.append(Job(f"eval-{model}", ("eval", "--models", model, "--ks", ks,
                                            "--max-new-tokens", str(args.max_new_tokens), *cached, *common),
                          after=(trained_by[model],) if model in trained_by else ()))

@@ -101,9 +101,6 @@ class PrefixCache:
         for key in [k for k, e in self.entries.items() if e is entry]:
             del self.entries[key]
 
-    def clear(self) -> None:
-        self.entries.clear()
-
 
 def greedy_generate(
     model: Any,
